@@ -1,0 +1,98 @@
+"""/api/v1/activities: create, read, update, cancel, and list with series expanded in a range."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from addin.api.schemas import (
+    ActivityIn,
+    ActivityListArgs,
+    ActivityOut,
+    ActivityPage,
+    ActivityPatch,
+    decode_cursor,
+    activity_fields,
+    encode_cursor,
+)
+from addin.context import container, principal
+from services import activities
+
+blp = Blueprint(
+    "activities", __name__, url_prefix="/activities", description="Meetings, calls, visits, tasks"
+)
+
+
+@blp.route("")
+class Activities(MethodView):
+    @blp.arguments(ActivityListArgs, location="query")
+    @blp.response(200, ActivityPage)
+    def get(self, args: dict[str, Any]) -> dict[str, Any]:
+        """List activities by start time.
+
+        With `start` and `end`, recurring series are expanded into their occurrences in that
+        range (each occurrence carries `series_id` and `original_start`).
+        """
+        flt = activities.ActivityFilter(
+            owner_id=args.get("owner_id"),
+            company_id=args.get("company_id"),
+            contact_id=args.get("contact_id"),
+            kinds=args.get("kind", ()),
+            statuses=args.get("status", ()),
+            start=args.get("start"),
+            end=args.get("end"),
+        )
+        after = None
+        if args["cursor"]:
+            start, last_id, original = decode_cursor(args["cursor"], (dt.datetime, int, str))
+            after = (start, last_id, original)
+        with container().uow(read_only=True) as uow:
+            page = activities.list_activities(
+                uow, principal(), flt, after=after, limit=args["limit"]
+            )
+            items = [activity_fields(item) for item in page.items]
+        cursor = None
+        if page.next_after is not None:
+            start, last_id, original = page.next_after
+            cursor = encode_cursor([start.isoformat(), last_id, original])
+        return {"items": items, "next_cursor": cursor}
+
+    @blp.arguments(ActivityIn)
+    @blp.response(201, ActivityOut)
+    def post(self, data: dict[str, Any]) -> dict[str, Any]:
+        """Create an activity; the owner defaults to the calling user."""
+        with container().uow() as uow:
+            item = activities.create_activity(uow, principal(), data)
+            uow.commit()
+            return activity_fields(item)
+
+
+@blp.route("/<int:activity_id>")
+class ActivityById(MethodView):
+    @blp.response(200, ActivityOut)
+    def get(self, activity_id: int) -> dict[str, Any]:
+        with container().uow(read_only=True) as uow:
+            return activity_fields(activities.get_activity(uow, principal(), activity_id))
+
+    @blp.arguments(ActivityPatch)
+    @blp.response(200, ActivityOut)
+    def patch(self, changes: dict[str, Any], activity_id: int) -> dict[str, Any]:
+        """Change some fields: reschedule, record held / not held with an outcome, re-tag."""
+        with container().uow() as uow:
+            item = activities.update_activity(uow, principal(), activity_id, changes)
+            uow.commit()
+            return activity_fields(item)
+
+
+@blp.route("/<int:activity_id>/cancel")
+class CancelActivity(MethodView):
+    @blp.response(200, ActivityOut)
+    def post(self, activity_id: int) -> dict[str, Any]:
+        """Cancel: the activity stays in history with status `cancelled`."""
+        with container().uow() as uow:
+            item = activities.cancel_activity(uow, principal(), activity_id)
+            uow.commit()
+            return activity_fields(item)

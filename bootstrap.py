@@ -1,0 +1,243 @@
+"""Composition root: settings from the environment, then the engine, queue and services.
+
+This is the only module that reads `os.environ` and the only one that knows concrete classes.
+No Flask here: the worker and the CLI build the same container as the web app.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from huey import Huey, RedisHuey, SqliteHuey, crontab
+from sqlalchemy import Engine
+
+from services import jobs
+from services.db import make_engine, make_session_factory
+from services.unit_of_work import UnitOfWorkFactory
+
+log = logging.getLogger(__name__)
+
+
+class ConfigError(Exception):
+    """A setting is missing or malformed; the message names the environment variable."""
+
+
+_MS_GROUP = ("MS_TENANT_ID", "MS_CLIENT_ID", "MS_CLIENT_SECRET")
+_ENVIRONMENTS = ("development", "production", "test")
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Every setting, typed. Variable names are the configuration contract (README, DESIGN §5)."""
+
+    database_url: str = "sqlite:///instance/crm.db"
+    redis_url: str | None = None
+    public_base_url: str = "http://localhost:5000"
+    instance_path: Path = Path("instance")
+    secret_key: str = field(default="", repr=False)
+    environment: str = "development"
+    log_level: str = "INFO"
+    max_request_bytes: int = 1024 * 1024
+    ms_tenant_id: str | None = None
+    ms_client_id: str | None = None
+    ms_client_secret: str | None = field(default=None, repr=False)
+    ms_authority_host: str = "https://login.microsoftonline.com"
+    graph_base_url: str = "https://graph.microsoft.com/v1.0"
+    ms_api_audience: str | None = None
+    addin_id: str | None = None
+    google_service_account_file: Path | None = None
+    google_calendar_base_url: str = "https://www.googleapis.com/calendar/v3"
+    google_gmail_base_url: str = "https://gmail.googleapis.com/gmail/v1"
+    google_certs_url: str = "https://www.googleapis.com/oauth2/v1/certs"
+    google_addon_service_account: str | None = None
+    google_pubsub_audience: str | None = None
+    google_pubsub_service_account: str | None = None
+    queue_immediate: bool = False  # run jobs in-process (tests only)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = dict(os.environ if environ is None else environ)
+        defaults = cls()
+
+        def get(name: str) -> str | None:
+            value = env.get(name, "").strip()
+            return value or None
+
+        environment = get("APP_ENV") or "development"
+        if environment not in _ENVIRONMENTS:
+            raise ConfigError(f"APP_ENV must be one of {', '.join(_ENVIRONMENTS)}")
+        instance_path = Path(get("INSTANCE_PATH") or "instance").resolve()
+
+        public_base_url = (get("PUBLIC_BASE_URL") or defaults.public_base_url).rstrip("/")
+        _check_url("PUBLIC_BASE_URL", public_base_url)
+        for name in ("MS_AUTHORITY_HOST", "GRAPH_BASE_URL", "GOOGLE_CALENDAR_BASE_URL",
+                     "GOOGLE_GMAIL_BASE_URL", "GOOGLE_CERTS_URL"):  # fmt: skip
+            if get(name):
+                _check_url(name, get(name) or "")
+
+        present = [name for name in _MS_GROUP if get(name)]
+        if present and len(present) != len(_MS_GROUP):
+            missing = next(name for name in _MS_GROUP if not get(name))
+            raise ConfigError(
+                f"{missing} is required when {present[0]} is set (the Entra app registration "
+                "needs MS_TENANT_ID, MS_CLIENT_ID and MS_CLIENT_SECRET together)"
+            )
+
+        secret_key = get("SECRET_KEY")
+        if environment == "production":
+            if secret_key is None:
+                raise ConfigError("SECRET_KEY is required when APP_ENV=production")
+            if not public_base_url.startswith("https://"):
+                raise ConfigError("PUBLIC_BASE_URL must be https:// when APP_ENV=production")
+        if secret_key is None:
+            secret_key = _instance_secret(instance_path)
+
+        google_key = get("GOOGLE_SERVICE_ACCOUNT_FILE")
+        if google_key and not Path(google_key).is_file():
+            raise ConfigError(f"GOOGLE_SERVICE_ACCOUNT_FILE does not name a file: {google_key}")
+
+        database_url = get("DATABASE_URL") or f"sqlite:///{instance_path / 'crm.db'}"
+        if not re.match(r"^(sqlite|postgresql)(\+\w+)?://", database_url):
+            raise ConfigError("DATABASE_URL must be a sqlite:// or postgresql:// URL")
+        if database_url.startswith(("postgresql://", "postgres://")):
+            # psycopg 3 is the driver we ship; plain postgresql:// would look for psycopg2.
+            database_url = "postgresql+psycopg://" + database_url.split("://", 1)[1]
+
+        return cls(
+            database_url=database_url,
+            redis_url=get("REDIS_URL"),
+            public_base_url=public_base_url,
+            instance_path=instance_path,
+            secret_key=secret_key,
+            environment=environment,
+            log_level=(get("LOG_LEVEL") or "INFO").upper(),
+            max_request_bytes=_int("MAX_REQUEST_BYTES", get("MAX_REQUEST_BYTES"), 1024 * 1024),
+            ms_tenant_id=get("MS_TENANT_ID"),
+            ms_client_id=get("MS_CLIENT_ID"),
+            ms_client_secret=get("MS_CLIENT_SECRET"),
+            ms_authority_host=(get("MS_AUTHORITY_HOST") or defaults.ms_authority_host).rstrip("/"),
+            graph_base_url=(get("GRAPH_BASE_URL") or defaults.graph_base_url).rstrip("/"),
+            ms_api_audience=get("MS_API_AUDIENCE"),
+            addin_id=get("ADDIN_ID"),
+            google_service_account_file=Path(google_key) if google_key else None,
+            google_calendar_base_url=(
+                get("GOOGLE_CALENDAR_BASE_URL") or defaults.google_calendar_base_url
+            ).rstrip("/"),
+            google_gmail_base_url=(get("GOOGLE_GMAIL_BASE_URL") or defaults.google_gmail_base_url).rstrip(
+                "/"
+            ),
+            google_certs_url=get("GOOGLE_CERTS_URL") or defaults.google_certs_url,
+            google_addon_service_account=get("GOOGLE_ADDON_SERVICE_ACCOUNT"),
+            google_pubsub_audience=get("GOOGLE_PUBSUB_AUDIENCE"),
+            google_pubsub_service_account=get("GOOGLE_PUBSUB_SERVICE_ACCOUNT"),
+        )
+
+
+def _check_url(name: str, value: str) -> None:
+    parsed = urlparse(value)
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        raise ConfigError(f"{name} must be an http(s) URL, got {value!r}")
+
+
+def _int(name: str, value: str | None, default: int) -> int:
+    if value is None:
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, got {value!r}") from None
+    if number <= 0:
+        raise ConfigError(f"{name} must be positive")
+    return number
+
+
+def _instance_secret(instance_path: Path) -> str:
+    """A development secret generated once into instance/ and reused across restarts."""
+    path = instance_path / "secret_key"
+    if path.exists():
+        return path.read_text().strip()
+    instance_path.mkdir(parents=True, exist_ok=True)
+    secret = secrets.token_urlsafe(48)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(secret)
+    return secret
+
+
+class _RedactSecrets(logging.Filter):
+    """Defence in depth: scrub bearer tokens and API keys should one reach a log message."""
+
+    _PATTERN = re.compile(r"(Bearer\s+|mtc_[0-9a-f]{16}_)[A-Za-z0-9._~+/=-]+", re.IGNORECASE)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if self._PATTERN.search(message):
+            record.msg = self._PATTERN.sub(r"\1[redacted]", message)
+            record.args = ()
+        return True
+
+
+def configure_logging(settings: Settings) -> None:
+    root = logging.getLogger()
+    if not any(isinstance(f, _RedactSecrets) for h in root.handlers for f in h.filters):
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+        handler.addFilter(_RedactSecrets())
+        root.addHandler(handler)
+    root.setLevel(settings.log_level)
+
+
+def make_queue(settings: Settings) -> Huey:
+    """Huey on Redis when REDIS_URL is set, else on a SQLite file in the instance folder."""
+    if settings.redis_url:
+        return RedisHuey("meeting-to-crm", url=settings.redis_url, immediate=settings.queue_immediate)
+    settings.instance_path.mkdir(parents=True, exist_ok=True)
+    return SqliteHuey(
+        "meeting-to-crm",
+        filename=str(settings.instance_path / "queue.db"),
+        immediate=settings.queue_immediate,
+    )
+
+
+@dataclass(slots=True)
+class Container:
+    """Everything built from settings; the web app, the worker and the CLI share it."""
+
+    settings: Settings
+    engine: Engine
+    uow: UnitOfWorkFactory
+    queue: Huey
+    tasks: dict[str, Any]
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def _register_tasks(queue: Huey, uow: UnitOfWorkFactory) -> dict[str, Any]:
+    """Huey tasks are thin wrappers: each calls one job function in services/jobs.py."""
+
+    @queue.periodic_task(crontab(minute="*"), name="heartbeat")
+    def heartbeat() -> None:
+        queue.put("worker-heartbeat", jobs.now_iso())
+
+    @queue.periodic_task(crontab(minute="23", hour="3"), name="prune-notifications")
+    def prune_notifications() -> int:
+        return jobs.prune_inbound_notifications(uow)
+
+    return {"heartbeat": heartbeat, "prune_notifications": prune_notifications}
+
+
+def build(settings: Settings) -> Container:
+    engine = make_engine(settings.database_url)
+    uow = UnitOfWorkFactory(make_session_factory(engine))
+    queue = make_queue(settings)
+    tasks = _register_tasks(queue, uow)
+    return Container(settings=settings, engine=engine, uow=uow, queue=queue, tasks=tasks)

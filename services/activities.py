@@ -1,0 +1,478 @@
+"""Activities: create, change, cancel, and list with recurring series expanded in the range."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlalchemy import Select, and_, or_, select
+
+from services import recurrence
+from services.auth import Principal
+from services.companies import get_company
+from services.contacts import contacts_by_email, get_contact
+from services.errors import Forbidden, InvalidInput, NotFound
+from services.organizations import users_by_email
+from services.tables import (
+    Activity,
+    ActivityContact,
+    ActivityKind,
+    ActivityStatus,
+    Participant,
+    Recurrence,
+    Response,
+    User,
+    Visibility,
+)
+from services.text import normalize_email
+from services.unit_of_work import UnitOfWork
+
+SIMPLE_FIELDS = (
+    "kind",
+    "subject",
+    "description",
+    "location",
+    "status",
+    "outcome",
+    "visibility",
+    "show_as",
+    "reminder_minutes",
+    "due_date",
+    "priority",
+    "task_status",
+    "ical_uid",
+)
+TIMED_KINDS = frozenset({ActivityKind.MEETING, ActivityKind.CALL, ActivityKind.VISIT})
+
+
+@dataclass(frozen=True, slots=True)
+class ActivityItem:
+    """An activity as one caller may see it; for a series occurrence, start/end are its own."""
+
+    activity: Activity
+    start: dt.datetime
+    end: dt.datetime
+    original_start: dt.datetime | None = None  # set on an expanded occurrence of a series
+    masked: bool = False  # private activity of someone else: only "busy" is shown
+
+    @property
+    def sort_key(self) -> tuple[dt.datetime, int, str]:
+        return (self.start, self.activity.id, _iso(self.original_start))
+
+
+@dataclass(frozen=True, slots=True)
+class ActivityFilter:
+    owner_id: int | None = None
+    company_id: int | None = None
+    contact_id: int | None = None
+    kinds: Sequence[str] = ()
+    statuses: Sequence[str] = ()
+    start: dt.datetime | None = None  # range start (inclusive), aware
+    end: dt.datetime | None = None  # range end (exclusive), aware
+    series_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    items: list[ActivityItem]
+    next_after: tuple[dt.datetime, int, str] | None = None
+
+
+@dataclass(slots=True)
+class _Pending:
+    """Recurrence input collected while applying changes, validated once start/end are final."""
+
+    rule: str | None = None
+    exdates: list[dt.datetime] = field(default_factory=list)
+    touched: bool = False
+
+
+def _iso(value: dt.datetime | None) -> str:
+    return value.isoformat() if value is not None else ""
+
+
+def _view(principal: Principal, activity: Activity) -> ActivityItem:
+    return ActivityItem(
+        activity=activity,
+        start=activity.start_at,
+        end=activity.end_at,
+        masked=_masked(principal, activity),
+    )
+
+
+def _masked(principal: Principal, activity: Activity) -> bool:
+    return activity.visibility == Visibility.PRIVATE and not principal.can_see_private(
+        activity.owner_id
+    )
+
+
+def _load(uow: UnitOfWork, principal: Principal, activity_id: int) -> Activity:
+    activity = uow.session.get(Activity, activity_id)
+    if activity is None or activity.org_id != principal.org_id:
+        raise NotFound(f"activity {activity_id} does not exist")
+    return activity
+
+
+def get_activity(uow: UnitOfWork, principal: Principal, activity_id: int) -> ActivityItem:
+    return _view(principal, _load(uow, principal, activity_id))
+
+
+def _load_for_change(uow: UnitOfWork, principal: Principal, activity_id: int) -> Activity:
+    activity = _load(uow, principal, activity_id)
+    if _masked(principal, activity):
+        raise Forbidden("this is another user's private activity")
+    return activity
+
+
+def _check_zone(name: str) -> str:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise InvalidInput.field("time_zone", f"unknown IANA time zone: {name}") from None
+    return name
+
+
+def _set_owner(uow: UnitOfWork, principal: Principal, activity: Activity, owner_id: int) -> None:
+    owner = uow.session.get(User, owner_id)
+    if owner is None or owner.org_id != principal.org_id:
+        raise InvalidInput.field("owner_id", f"no user {owner_id} in this organization")
+    activity.owner_id = owner_id
+
+
+def _set_participants(
+    uow: UnitOfWork, org_id: int, activity: Activity, items: Iterable[Mapping[str, Any]]
+) -> None:
+    wanted: dict[str, Mapping[str, Any]] = {}
+    for item in items:
+        wanted[normalize_email(item["email"])] = item
+    users = users_by_email(uow, org_id, wanted)
+    contacts = contacts_by_email(uow, org_id, wanted)
+    current = {p.email: p for p in activity.participants}
+    result = []
+    for email, item in wanted.items():
+        participant = current.get(email) or Participant(org_id=org_id, email=email)
+        participant.name = item.get("name", participant.name) or ""
+        participant.role = item.get("role", participant.role) or "required"
+        response = item.get("response", participant.response) or Response.NONE
+        if response != participant.response:
+            participant.responded_at = item.get("responded_at")
+        participant.response = response
+        user, contact = users.get(email), contacts.get(email)
+        participant.user_id = user.id if user else None
+        participant.contact_id = contact.id if contact else None
+        result.append(participant)
+    activity.participants = result
+
+
+def _set_contacts(
+    uow: UnitOfWork, org_id: int, activity: Activity, contact_ids: Iterable[int]
+) -> None:
+    ids = list(dict.fromkeys(contact_ids))
+    for contact_id in ids:
+        try:
+            get_contact(uow, org_id, contact_id)
+        except NotFound:
+            raise InvalidInput.field("contact_ids", f"no contact {contact_id}") from None
+    activity.contact_links = [
+        ActivityContact(org_id=org_id, contact_id=contact_id) for contact_id in ids
+    ]
+
+
+def _apply(
+    uow: UnitOfWork, principal: Principal, activity: Activity, changes: Mapping[str, Any]
+) -> None:
+    pending = _Pending()
+    for name, value in changes.items():
+        if name in SIMPLE_FIELDS:
+            setattr(activity, name, value)
+        elif name == "start":
+            activity.start_at = value
+        elif name == "end":
+            activity.end_at = value
+        elif name == "time_zone":
+            activity.time_zone = _check_zone(value)
+        elif name == "all_day":
+            activity.all_day = bool(value)
+        elif name == "owner_id":
+            _set_owner(uow, principal, activity, value)
+        elif name == "company_id":
+            if value is not None:
+                try:
+                    get_company(uow, principal.org_id, value)
+                except NotFound:
+                    raise InvalidInput.field("company_id", f"no company {value}") from None
+            activity.company_id = value
+        elif name == "contact_ids":
+            _set_contacts(uow, principal.org_id, activity, value)
+        elif name == "participants":
+            _set_participants(uow, principal.org_id, activity, value)
+        elif name == "recurrence":
+            pending.touched = True
+            if value is not None:
+                pending.rule = value["rule"]
+                pending.exdates = list(value.get("exdates", ()))
+        else:
+            raise TypeError(f"unknown activity field: {name}")
+    _complete_task_fields(activity, changes)
+    if activity.end_at < activity.start_at:
+        raise InvalidInput.field("end", "must not be before start")
+    if activity.series_id is not None and pending.touched:
+        raise InvalidInput.field("recurrence", "an occurrence of a series cannot recur itself")
+    if pending.touched:
+        _set_recurrence(activity, pending)
+    elif activity.recurrence is not None and {"start", "end", "time_zone"} & changes.keys():
+        # Moving a series moves every occurrence: re-anchor the rule at the new start.
+        exdates = [_parse_local(s) for s in activity.recurrence.exdates]
+        _set_recurrence(activity, _Pending(activity.recurrence.rrule, exdates, touched=True))
+
+
+def _complete_task_fields(activity: Activity, changes: Mapping[str, Any]) -> None:
+    if activity.kind == ActivityKind.TASK:
+        if activity.due_date is None:
+            raise InvalidInput.field("due_date", "a task needs a due date")
+        if activity.task_status is None:
+            activity.task_status = "not_started"
+        if "start" not in changes and activity.start_at is None:
+            # A task without a time slot sits on its due date, all day.
+            midnight = dt.datetime.combine(activity.due_date, dt.time(), ZoneInfo("UTC"))
+            activity.start_at = activity.end_at = midnight
+            activity.all_day = True
+    elif activity.kind in TIMED_KINDS and (activity.start_at is None or activity.end_at is None):
+        missing = "start" if activity.start_at is None else "end"
+        raise InvalidInput.field(missing, f"a {activity.kind} needs a start and an end")
+
+
+def _parse_local(value: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(value)
+
+
+def _local(moment: dt.datetime, zone: str) -> dt.datetime:
+    return moment.astimezone(ZoneInfo(zone)).replace(tzinfo=None)
+
+
+def _set_recurrence(activity: Activity, pending: _Pending) -> None:
+    if pending.rule is None:
+        activity.recurrence = None
+        return
+    try:
+        recurrence.parse_rule(pending.rule)
+    except recurrence.InvalidRecurrence as error:
+        raise InvalidInput.field("recurrence.rule", str(error)) from None
+    zone = activity.time_zone
+    local_start = _local(activity.start_at, zone).replace(microsecond=0)
+    exdates = sorted({_local(e, zone) if e.tzinfo else e for e in pending.exdates})
+    series = recurrence.Series(
+        rrule=pending.rule,
+        start=local_start,
+        duration=activity.end_at - activity.start_at,
+        time_zone=zone,
+        exdates=frozenset(exdates),
+        all_day=activity.all_day,
+    )
+    row = activity.recurrence or Recurrence(org_id=activity.org_id)
+    row.rrule = pending.rule
+    row.time_zone = zone
+    row.local_start = local_start.isoformat()
+    row.exdates = [e.isoformat() for e in exdates]
+    row.first_start = activity.start_at
+    row.last_end = recurrence.series_end(series)
+    activity.recurrence = row
+
+
+def series_of(row: Recurrence, activity: Activity) -> recurrence.Series:
+    return recurrence.Series(
+        rrule=row.rrule,
+        start=_parse_local(row.local_start),
+        duration=activity.end_at - activity.start_at,
+        time_zone=row.time_zone,
+        exdates=frozenset(_parse_local(s) for s in row.exdates),
+        all_day=activity.all_day,
+    )
+
+
+def create_activity(
+    uow: UnitOfWork, principal: Principal, fields: Mapping[str, Any]
+) -> ActivityItem:
+    activity = Activity(
+        org_id=principal.org_id,
+        kind=fields.get("kind", ActivityKind.MEETING),
+        time_zone="UTC",
+        status=ActivityStatus.PLANNED,
+    )
+    activity.participants = []
+    activity.contact_links = []
+    activity.start_at = fields.get("start")  # type: ignore[assignment]
+    activity.end_at = fields.get("end", fields.get("start"))  # type: ignore[assignment]
+    changes = dict(fields)
+    changes.setdefault("owner_id", principal.user_id)
+    if changes["owner_id"] is None:
+        raise InvalidInput.field("owner_id", "required when the caller is not a user")
+    # Time zone first: the recurrence is anchored in it.
+    ordered = {"time_zone": changes.pop("time_zone", "UTC"), **changes}
+    _apply(uow, principal, activity, ordered)
+    uow.session.add(activity)
+    uow.flush()
+    return _view(principal, activity)
+
+
+def update_activity(
+    uow: UnitOfWork, principal: Principal, activity_id: int, changes: Mapping[str, Any]
+) -> ActivityItem:
+    activity = _load_for_change(uow, principal, activity_id)
+    ordered = dict(changes)
+    if "time_zone" in ordered:
+        ordered = {"time_zone": ordered.pop("time_zone"), **ordered}
+    _apply(uow, principal, activity, ordered)
+    uow.flush()
+    return _view(principal, activity)
+
+
+def cancel_activity(uow: UnitOfWork, principal: Principal, activity_id: int) -> ActivityItem:
+    """Cancelled activities stay in history (scenario B3); cancelling twice is harmless."""
+    activity = _load_for_change(uow, principal, activity_id)
+    activity.status = ActivityStatus.CANCELLED
+    uow.flush()
+    return _view(principal, activity)
+
+
+def _filtered(stmt: Select[Any], principal: Principal, flt: ActivityFilter) -> Select[Any]:
+    stmt = stmt.where(Activity.org_id == principal.org_id)
+    if flt.owner_id is not None:
+        stmt = stmt.where(Activity.owner_id == flt.owner_id)
+    if flt.company_id is not None:
+        stmt = stmt.where(Activity.company_id == flt.company_id)
+    if flt.contact_id is not None:
+        stmt = stmt.where(
+            Activity.id.in_(
+                select(ActivityContact.activity_id).where(
+                    ActivityContact.contact_id == flt.contact_id
+                )
+            )
+        )
+    if flt.kinds:
+        stmt = stmt.where(Activity.kind.in_(flt.kinds))
+    if flt.statuses:
+        stmt = stmt.where(Activity.status.in_(flt.statuses))
+    if flt.series_id is not None:
+        stmt = stmt.where(Activity.series_id == flt.series_id)
+    if flt.company_id is not None or flt.contact_id is not None:
+        # Who a private meeting is with is private too: don't reveal it through the filters.
+        visible_private = (
+            Activity.owner_id == principal.user_id if principal.user_id is not None else False
+        )
+        stmt = stmt.where(or_(Activity.visibility != Visibility.PRIVATE, visible_private))
+    return stmt
+
+
+def list_activities(
+    uow: UnitOfWork,
+    principal: Principal,
+    flt: ActivityFilter,
+    *,
+    after: tuple[dt.datetime, int, str] | None = None,
+    limit: int = 100,
+) -> Page:
+    """Activities ordered by start. With a date range, series are expanded into occurrences."""
+    if flt.start is None or flt.end is None:
+        return _list_stored(uow, principal, flt, after, limit)
+    return _list_range(uow, principal, flt, flt.start, flt.end, after, limit)
+
+
+def _after_clause(after: tuple[dt.datetime, int, str] | None) -> Any:
+    if after is None:
+        return True
+    start, last_id, _ = after
+    return or_(Activity.start_at > start, and_(Activity.start_at == start, Activity.id > last_id))
+
+
+def _page(items: list[ActivityItem], limit: int) -> Page:
+    if len(items) > limit:
+        items = items[:limit]
+        return Page(items=items, next_after=items[-1].sort_key)
+    return Page(items=items)
+
+
+def _list_stored(
+    uow: UnitOfWork,
+    principal: Principal,
+    flt: ActivityFilter,
+    after: tuple[dt.datetime, int, str] | None,
+    limit: int,
+) -> Page:
+    stmt = _filtered(select(Activity), principal, flt)
+    if flt.start is not None:
+        stmt = stmt.where(Activity.end_at >= flt.start)
+    if flt.end is not None:
+        stmt = stmt.where(Activity.start_at < flt.end)
+    stmt = stmt.where(_after_clause(after)).order_by(Activity.start_at, Activity.id)
+    rows = uow.session.scalars(stmt.limit(limit + 1)).all()
+    return _page([_view(principal, a) for a in rows], limit)
+
+
+def _list_range(
+    uow: UnitOfWork,
+    principal: Principal,
+    flt: ActivityFilter,
+    start: dt.datetime,
+    end: dt.datetime,
+    after: tuple[dt.datetime, int, str] | None,
+    limit: int,
+) -> Page:
+    # Single activities and stored exception occurrences overlapping the range.
+    singles_stmt = (
+        _filtered(select(Activity), principal, flt)
+        .outerjoin(Recurrence, Recurrence.activity_id == Activity.id)
+        .where(
+            Recurrence.activity_id.is_(None),
+            Activity.start_at < end,
+            or_(Activity.end_at > start, Activity.start_at >= start),
+            _after_clause(after),
+        )
+        .order_by(Activity.start_at, Activity.id)
+        .limit(limit + 1)
+    )
+    items = [_view(principal, a) for a in uow.session.scalars(singles_stmt)]
+
+    # Series whose span meets the range, expanded in memory.
+    series_stmt = (
+        _filtered(select(Activity, Recurrence), principal, flt)
+        .join(Recurrence, Recurrence.activity_id == Activity.id)
+        .where(
+            Recurrence.first_start < end,
+            or_(Recurrence.last_end.is_(None), Recurrence.last_end > start),
+        )
+    )
+    series_rows = uow.session.execute(series_stmt).all()
+    if series_rows:
+        overridden = _overridden_occurrences(uow, [a.id for a, _ in series_rows])
+        for activity, row in series_rows:
+            masked = _masked(principal, activity)
+            for occ in recurrence.expand(
+                series_of(row, activity), start, end, skip=overridden.get(activity.id, ())
+            ):
+                item = ActivityItem(activity, occ.start, occ.end, occ.original_start, masked)
+                if after is None or item.sort_key > after:
+                    items.append(item)
+    items.sort(key=lambda item: item.sort_key)
+    return _page(items, limit)
+
+
+def _overridden_occurrences(
+    uow: UnitOfWork, series_ids: list[int]
+) -> dict[int, set[dt.datetime]]:
+    """Original starts of occurrences that have their own exception row."""
+    result: dict[int, set[dt.datetime]] = {}
+    chunk = 500  # stay below SQLite's bound-parameter limit
+    for i in range(0, len(series_ids), chunk):
+        rows = uow.session.execute(
+            select(Activity.series_id, Activity.original_start).where(
+                Activity.series_id.in_(series_ids[i : i + chunk])
+            )
+        )
+        for series_id, original_start in rows:
+            if series_id is not None and original_start is not None:
+                result.setdefault(series_id, set()).add(original_start)
+    return result

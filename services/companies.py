@@ -1,0 +1,138 @@
+"""Companies and the e-mail domains that point to them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from sqlalchemy import select
+
+from services import search
+from services.errors import Conflict, InvalidInput, NotFound
+from services.tables import Company, CompanyDomain
+from services.text import fold, is_valid_domain, normalize_domain
+from services.unit_of_work import UnitOfWork
+
+EDITABLE_FIELDS = ("name", "website", "phone", "city", "country", "notes")
+
+
+def get_company(uow: UnitOfWork, org_id: int, company_id: int) -> Company:
+    company = uow.session.get(Company, company_id)
+    if company is None or company.org_id != org_id:
+        raise NotFound(f"company {company_id} does not exist")
+    return company
+
+
+def _clean_domains(domains: Iterable[str]) -> list[str]:
+    cleaned = sorted({normalize_domain(d) for d in domains if d.strip()})
+    bad = [d for d in cleaned if not is_valid_domain(d)]
+    if bad:
+        raise InvalidInput.field("domains", f"not a domain: {', '.join(bad)}")
+    return cleaned
+
+
+def _check_domains_free(
+    uow: UnitOfWork, org_id: int, domains: list[str], company_id: int | None
+) -> None:
+    if not domains:
+        return
+    taken = uow.session.execute(
+        select(CompanyDomain.domain, CompanyDomain.company_id).where(
+            CompanyDomain.org_id == org_id, CompanyDomain.domain.in_(domains)
+        )
+    ).all()
+    clashes = [f"{domain} (company {owner})" for domain, owner in taken if owner != company_id]
+    if clashes:
+        raise Conflict(
+            f"domain already belongs to another company: {', '.join(clashes)}",
+            errors={"domains": [f"already used by another company: {', '.join(clashes)}"]},
+        )
+
+
+def _check_name(name: str) -> str:
+    name = " ".join(name.split())
+    if not name:
+        raise InvalidInput.field("name", "must not be empty")
+    return name
+
+
+def create_company(
+    uow: UnitOfWork, org_id: int, *, name: str, domains: Iterable[str] = (), **fields: str
+) -> Company:
+    name = _check_name(name)
+    clean = _clean_domains(domains)
+    _check_domains_free(uow, org_id, clean, None)
+    unknown = set(fields) - set(EDITABLE_FIELDS)
+    if unknown:
+        raise TypeError(f"unknown company fields: {sorted(unknown)}")
+    company = Company(org_id=org_id, name=name, sort_name=fold(name), **fields)
+    company.domains = [CompanyDomain(org_id=org_id, domain=d) for d in clean]
+    uow.session.add(company)
+    uow.flush()
+    search.index_company(uow.session, company)
+    return company
+
+
+def update_company(
+    uow: UnitOfWork, org_id: int, company_id: int, changes: Mapping[str, Any]
+) -> Company:
+    company = get_company(uow, org_id, company_id)
+    for field, value in changes.items():
+        if field == "domains":
+            clean = _clean_domains(value)
+            _check_domains_free(uow, org_id, clean, company.id)
+            current = {d.domain: d for d in company.domains}
+            company.domains = [
+                current.get(d) or CompanyDomain(org_id=org_id, domain=d) for d in clean
+            ]
+        elif field == "name":
+            company.name = _check_name(value)
+            company.sort_name = fold(company.name)
+        elif field in EDITABLE_FIELDS:
+            setattr(company, field, value)
+        else:
+            raise TypeError(f"unknown company field: {field}")
+    uow.flush()
+    search.index_company(uow.session, company)
+    return company
+
+
+def delete_company(uow: UnitOfWork, org_id: int, company_id: int) -> None:
+    company = get_company(uow, org_id, company_id)
+    search.unindex_company(uow.session, company)
+    uow.session.delete(company)
+    uow.flush()
+
+
+def search_companies(uow: UnitOfWork, org_id: int, query: str, limit: int = 20) -> list[Company]:
+    ids = search.search_company_ids(uow.session, org_id, query, limit)
+    if not ids:
+        return []
+    rows = {c.id: c for c in uow.session.scalars(select(Company).where(Company.id.in_(ids)))}
+    return [rows[i] for i in ids if i in rows]
+
+
+def list_companies(
+    uow: UnitOfWork, org_id: int, *, after: tuple[str, int] | None, limit: int
+) -> list[Company]:
+    """Alphabetical, keyset-paginated by (sort_name, id)."""
+    stmt = select(Company).where(Company.org_id == org_id)
+    if after is not None:
+        sort_name, last_id = after
+        stmt = stmt.where(
+            (Company.sort_name > sort_name)
+            | ((Company.sort_name == sort_name) & (Company.id > last_id))
+        )
+    return list(uow.session.scalars(stmt.order_by(Company.sort_name, Company.id).limit(limit)))
+
+
+def companies_by_domain(uow: UnitOfWork, org_id: int, domains: Iterable[str]) -> dict[str, Company]:
+    wanted = {normalize_domain(d) for d in domains}
+    if not wanted:
+        return {}
+    rows = uow.session.execute(
+        select(CompanyDomain.domain, Company)
+        .join(Company, Company.id == CompanyDomain.company_id)
+        .where(CompanyDomain.org_id == org_id, CompanyDomain.domain.in_(wanted))
+    ).all()
+    return {domain: company for domain, company in rows}

@@ -1,0 +1,37 @@
+"""Background jobs. Plain functions taking a unit-of-work factory; bootstrap.py wires them to Huey."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+
+from sqlalchemy import delete
+
+from services.db import utcnow
+from services.tables import InboundNotification, NotificationStatus
+from services.unit_of_work import UnitOfWork
+
+UowFactory = Callable[..., UnitOfWork]
+
+# Processed notifications are kept this long for audit and duplicate detection.
+NOTIFICATION_RETENTION = dt.timedelta(days=30)
+
+
+def now_iso() -> str:
+    return utcnow().isoformat()
+
+
+def prune_inbound_notifications(
+    uow_factory: UowFactory, *, now: dt.datetime | None = None
+) -> int:
+    """Delete processed notifications older than the retention; pending ones are never lost."""
+    cutoff = (now or utcnow()) - NOTIFICATION_RETENTION
+    with uow_factory() as uow:
+        result = uow.session.execute(
+            delete(InboundNotification).where(
+                InboundNotification.status == NotificationStatus.DONE,
+                InboundNotification.received_at < cutoff,
+            )
+        )
+        uow.commit()
+    return int(result.rowcount)  # type: ignore[attr-defined]

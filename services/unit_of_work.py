@@ -1,0 +1,63 @@
+"""One database transaction per request or job: explicit commit, rollback by default."""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Any, Self
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from services.db import READ_ONLY_OPTION
+
+
+class UnitOfWork:
+    """`with uow_factory() as uow: ...; uow.commit()`. Leaving the block without commit rolls back.
+
+    Units of work are never shared between threads or requests: build one from the factory.
+    """
+
+    def __init__(self, session_factory: sessionmaker[Any], *, read_only: bool = False) -> None:
+        self._session_factory = session_factory
+        self._read_only = read_only
+        self._session: Session | None = None
+
+    @property
+    def session(self) -> Session:
+        if self._session is None:
+            raise RuntimeError("unit of work used outside its `with` block")
+        return self._session
+
+    def __enter__(self) -> Self:
+        self._session = self._session_factory()
+        if self._read_only:
+            self._session.connection(execution_options={READ_ONLY_OPTION: True})
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        # close() rolls back whatever was not committed and detaches the objects *unexpired*,
+        # so the web layer can still serialize what a committed or read-only unit returned.
+        try:
+            self.session.close()
+        finally:
+            self._session = None
+
+    def commit(self) -> None:
+        self.session.commit()
+
+    def flush(self) -> None:
+        self.session.flush()
+
+
+class UnitOfWorkFactory:
+    """Callable that hands out fresh units of work; this is what services receive."""
+
+    def __init__(self, session_factory: sessionmaker[Any]) -> None:
+        self.session_factory = session_factory
+
+    def __call__(self, *, read_only: bool = False) -> UnitOfWork:
+        return UnitOfWork(self.session_factory, read_only=read_only)

@@ -1,0 +1,451 @@
+"""The Flask app factory, the JSON error shape, health endpoints and the CLI.
+
+gunicorn runs `wsgi:create_app()`; the CLI is `flask --app wsgi ...`.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from pathlib import Path
+from typing import Any
+
+import click
+from flask import Flask, Response, current_app, g, jsonify, request
+from flask.cli import with_appcontext
+from marshmallow import ValidationError
+from sqlalchemy import select, text
+from werkzeug.exceptions import HTTPException, UnsupportedMediaType
+
+import bootstrap
+from addin.api import init_api
+from addin.auth import api_key_authenticator
+from services import auth, errors, importer, organizations, sample_data
+from services.errors import DomainError
+from services.tables import Organization
+from services.unit_of_work import UnitOfWork
+
+log = logging.getLogger("crm.web")
+
+ROOT = Path(__file__).resolve().parent
+
+_STATUS_OF_DOMAIN_ERROR: dict[type[DomainError], int] = {
+    errors.NotFound: 404,
+    errors.Conflict: 409,
+    errors.InvalidInput: 422,
+    errors.NotAuthenticated: 401,
+    errors.Forbidden: 403,
+}
+_CODE_OF_STATUS = {
+    400: "bad_request",
+    401: "not_authenticated",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "validation_error",
+    429: "too_many_requests",
+    500: "internal_error",
+    503: "unavailable",
+}
+
+
+def error_response(
+    status: int, message: str, *, code: str | None = None, field_errors: Any = None
+) -> Response:
+    """The one error shape of every 4xx and 5xx: {code, status, message, errors}."""
+    body = {
+        "code": code or _CODE_OF_STATUS.get(status, "error"),
+        "status": status,
+        "message": message,
+        "errors": field_errors or {},
+    }
+    response = jsonify(body)
+    response.status_code = status
+    if status == 401:
+        response.headers["WWW-Authenticate"] = 'Bearer realm="meeting-to-crm"'
+    return response
+
+
+def _flatten_webargs(messages: Any) -> Any:
+    """webargs nests messages by location ({"json": {...}}); clients want the fields."""
+    if isinstance(messages, dict) and set(messages) <= {"json", "query", "form", "view_args"}:
+        merged: dict[str, Any] = {}
+        for location_messages in messages.values():
+            if isinstance(location_messages, dict):
+                merged.update(location_messages)
+            else:
+                merged["_body"] = location_messages
+        return merged
+    return messages
+
+
+def _handle_http_error(error: HTTPException) -> Response:
+    status = error.code or 500
+    data = getattr(error, "data", None) or {}
+    field_errors = _flatten_webargs(data.get("messages")) if data else None
+    if status == 400 and field_errors and "_body" in field_errors:
+        return error_response(400, "the request body is not valid JSON", code="malformed_json")
+    message = error.description or "error"
+    if status == 422:
+        message = "the request has invalid fields"
+    return error_response(status, message, field_errors=field_errors)
+
+
+def _handle_domain_error(error: DomainError) -> Response:
+    status = _STATUS_OF_DOMAIN_ERROR.get(type(error), 400)
+    return error_response(status, error.message, code=error.code, field_errors=error.errors)
+
+
+def _handle_validation_error(error: ValidationError) -> Response:
+    return error_response(422, "the request has invalid fields", field_errors=error.messages)
+
+
+def _handle_unexpected(error: Exception) -> Response:
+    log.exception("web.unhandled_error request_id=%s", g.get("request_id"))
+    return error_response(500, f"internal error (request id {g.get('request_id', '-')})")
+
+
+def _require_json_body() -> None:
+    """A body must be JSON; anything else is a 415 before any parsing."""
+    if request.method in ("POST", "PUT", "PATCH") and request.content_length:
+        if not request.is_json:
+            raise UnsupportedMediaType("send the body as application/json")
+
+
+def _security_headers(response: Response) -> Response:
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Referrer-Policy", "no-referrer")
+    response.headers["X-Request-Id"] = g.get("request_id", "")
+    return response
+
+
+def create_app(settings: bootstrap.Settings | None = None) -> Flask:
+    settings = settings or bootstrap.Settings.from_env()
+    bootstrap.configure_logging(settings)
+    container = bootstrap.build(settings)
+
+    app = Flask(__name__, static_folder=str(ROOT / "addin" / "static"), static_url_path="/static")
+    app.config.update(
+        SECRET_KEY=settings.secret_key,
+        MAX_CONTENT_LENGTH=settings.max_request_bytes,
+        JSON_SORT_KEYS=False,
+        TESTING=settings.environment == "test",
+    )
+    app.extensions["container"] = container
+    app.extensions["authenticators"] = [api_key_authenticator()]
+
+    @app.before_request
+    def _request_id() -> None:
+        g.request_id = request.headers.get("X-Request-Id", "")[:64] or uuid.uuid4().hex
+
+    app.before_request(_require_json_body)
+    app.after_request(_security_headers)
+
+    init_api(app)
+    # Registered after flask-smorest's own handler so that ours wins.
+    app.register_error_handler(HTTPException, _handle_http_error)
+    app.register_error_handler(DomainError, _handle_domain_error)
+    app.register_error_handler(ValidationError, _handle_validation_error)
+    app.register_error_handler(Exception, _handle_unexpected)
+
+    _register_health(app)
+    _register_cli(app)
+    return app
+
+
+def _register_health(app: Flask) -> None:
+    @app.get("/healthz")
+    def healthz() -> Response:
+        """The process is up (liveness)."""
+        return jsonify(status="ok")
+
+    @app.get("/readyz")
+    def readyz() -> Response:
+        """Database and queue reachable (readiness); 503 names what is not."""
+        container: bootstrap.Container = current_app.extensions["container"]
+        checks: dict[str, str] = {}
+        try:
+            with container.engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+            checks["database"] = "ok"
+        except Exception as error:  # noqa: BLE001 - readiness reports any failure in words
+            checks["database"] = f"unreachable: {type(error).__name__}"
+        try:
+            checks["queue"] = "ok"
+            checks["queue_pending"] = str(container.queue.pending_count())
+            heartbeat = container.queue.get("worker-heartbeat", peek=True)
+            checks["worker_heartbeat"] = heartbeat if isinstance(heartbeat, str) else "none yet"
+        except Exception as error:  # noqa: BLE001
+            checks["queue"] = f"unreachable: {type(error).__name__}"
+        ready = checks["database"] == "ok" and checks["queue"] == "ok"
+        if not ready:
+            return error_response(503, "not ready", code="not_ready", field_errors=checks)
+        return jsonify(status="ready", checks=checks)
+
+
+def _container() -> bootstrap.Container:
+    return current_app.extensions["container"]  # type: ignore[no-any-return]
+
+
+def _register_cli(app: Flask) -> None:
+    app.cli.add_command(db_group)
+    app.cli.add_command(crm_group)
+    app.cli.add_command(worker_command)
+    app.cli.add_command(serve_command)
+
+
+# --- CLI ----------------------------------------------------------------------------------
+
+
+def alembic_config(database_url: str) -> Any:
+    from alembic.config import Config
+
+    config = Config(str(ROOT / "alembic.ini"))
+    config.set_main_option("script_location", str(ROOT / "migrations"))
+    config.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
+    return config
+
+
+@click.group("db", help="Database schema (Alembic migrations).")
+def db_group() -> None:
+    pass
+
+
+@db_group.command("upgrade")
+@click.argument("revision", default="head")
+@with_appcontext
+def db_upgrade(revision: str) -> None:
+    """Migrate the database up to REVISION (default: head)."""
+    from alembic import command
+
+    command.upgrade(alembic_config(_container().settings.database_url), revision)
+    click.echo(f"database at {revision}")
+
+
+@db_group.command("downgrade")
+@click.argument("revision")
+@with_appcontext
+def db_downgrade(revision: str) -> None:
+    """Migrate the database down to REVISION (e.g. base)."""
+    from alembic import command
+
+    command.downgrade(alembic_config(_container().settings.database_url), revision)
+    click.echo(f"database at {revision}")
+
+
+@click.group("crm", help="Organizations, users, API keys, imports and sample data.")
+def crm_group() -> None:
+    pass
+
+
+def _org_id(uow: UnitOfWork, org: str | None) -> int:
+    """--org takes an id or a name; with a single organization it may be left out."""
+    organizations = list(uow.session.scalars(select(Organization)))
+    if org is None:
+        if len(organizations) == 1:
+            return organizations[0].id
+        raise click.UsageError("name the organization with --org (id or name)")
+    for candidate in organizations:
+        if str(candidate.id) == org or candidate.name == org:
+            return candidate.id
+    raise click.UsageError(f"no organization {org!r}")
+
+
+@crm_group.command("create-org")
+@click.argument("name")
+@click.option("--domain", "domains", multiple=True, help="The organization's own e-mail domain.")
+@click.option("--ms-tenant-id", help="Entra tenant id (GUID) this organization signs in with.")
+@click.option("--google-domain", help="Google Workspace primary domain.")
+@with_appcontext
+def create_org(
+    name: str, domains: tuple[str, ...], ms_tenant_id: str | None, google_domain: str | None
+) -> None:
+    """Create an organization (a tenant)."""
+    with _container().uow() as uow:
+        org = organizations.create_organization(
+            uow,
+            name=name,
+            own_domains=domains,
+            ms_tenant_id=ms_tenant_id,
+            google_domain=google_domain,
+        )
+        uow.commit()
+    click.echo(f"organization {org.id}: {org.name}")
+
+
+@crm_group.command("add-user")
+@click.argument("email")
+@click.option("--name", "display_name", default="", help="Display name.")
+@click.option("--org", help="Organization id or name.")
+@with_appcontext
+def add_user(email: str, display_name: str, org: str | None) -> None:
+    """Add a CRM user."""
+    with _container().uow() as uow:
+        user = organizations.add_user(
+            uow, org_id=_org_id(uow, org), email=email, display_name=display_name
+        )
+        uow.commit()
+    click.echo(f"user {user.id}: {user.email}")
+
+
+@crm_group.command("create-api-key")
+@click.option("--name", required=True, help="What the key is for, e.g. 'ERP integration'.")
+@click.option("--user", "user_email", help="Act as this user (sees their private activities).")
+@click.option("--org", help="Organization id or name.")
+@with_appcontext
+def create_api_key(name: str, user_email: str | None, org: str | None) -> None:
+    """Create an admin API key. The key is printed once; only its hash is stored."""
+    with _container().uow() as uow:
+        issued = auth.create_api_key(
+            uow, org_id=_org_id(uow, org), name=name, user_email=user_email
+        )
+        uow.commit()
+    click.echo(f"API key {issued.id} created. Send it as 'Authorization: Bearer <key>':")
+    click.echo(issued.token)
+
+
+@crm_group.command("revoke-api-key")
+@click.argument("key_id", type=int)
+@with_appcontext
+def revoke_api_key(key_id: int) -> None:
+    """Revoke an API key by its id."""
+    with _container().uow() as uow:
+        auth.revoke_api_key(uow, key_id)
+        uow.commit()
+    click.echo(f"API key {key_id} revoked")
+
+
+def _run_import(kind: str, path: Path, org: str | None) -> None:
+    with _container().uow() as uow:
+        org_id = _org_id(uow, org)
+    with path.open(newline="", encoding="utf-8-sig") as handle:
+        total = max(sum(1 for _ in handle) - 1, 0)
+    with (
+        path.open(newline="", encoding="utf-8-sig") as handle,
+        click.progressbar(length=total, label=f"importing {kind}", file=None) as bar,
+    ):
+        report = importer.import_csv(
+            _container().uow, org_id, kind, handle, progress=bar.update
+        )
+    if report.errors:
+        click.echo(f"nothing imported: {len(report.errors)} row(s) have errors", err=True)
+        for row_error in report.errors[:200]:
+            click.echo(f"  line {row_error.line}: {row_error.message}", err=True)
+        if len(report.errors) > 200:
+            click.echo(f"  ... and {len(report.errors) - 200} more", err=True)
+        raise SystemExit(1)
+    click.echo(f"imported {report.created} {kind}, updated {report.updated}")
+
+
+@crm_group.command("import-companies")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--org", help="Organization id or name.")
+@with_appcontext
+def import_companies(file: Path, org: str | None) -> None:
+    """Import companies from CSV (columns: name, domains, website, phone, city, country, notes).
+
+    All or nothing: when any row is bad, nothing is written and every bad row is listed.
+    """
+    _run_import("companies", file, org)
+
+
+@crm_group.command("import-contacts")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--org", help="Organization id or name.")
+@with_appcontext
+def import_contacts(file: Path, org: str | None) -> None:
+    """Import contacts from CSV (columns: first_name, last_name, emails, title, phone, company).
+
+    All or nothing: when any row is bad, nothing is written and every bad row is listed.
+    """
+    _run_import("contacts", file, org)
+
+
+@crm_group.command("load-sample-data")
+@with_appcontext
+def load_sample_data() -> None:
+    """Load a sample organization (companies, contacts, users, meetings incl. a recurring one)."""
+    with _container().uow() as uow:
+        result = sample_data.load(uow)
+        uow.commit()
+    click.echo(result.summary)
+    if result.api_key:
+        click.echo(f"API key for {result.api_key_user}: {result.api_key}")
+
+
+@click.command("worker")
+@click.option("--workers", default=2, show_default=True, help="Worker threads.")
+@with_appcontext
+def worker_command(workers: int) -> None:
+    """Run the job queue consumer (and its periodic tasks) until stopped."""
+    from huey.consumer import Consumer
+
+    container = _container()
+    log.info("worker.start workers=%s queue=%s", workers, type(container.queue).__name__)
+    Consumer(container.queue, workers=workers, worker_type="thread", periodic=True).run()
+
+
+@click.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=int)
+@click.option("--web-workers", default=2, show_default=True, help="gunicorn worker processes.")
+@click.option("--sample-data/--no-sample-data", "load_samples", default=True, show_default=True)
+@with_appcontext
+def serve_command(host: str, port: int, web_workers: int, load_samples: bool) -> None:
+    """What `make run` does: migrate, load sample data, run gunicorn and the worker together."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    container = _container()
+    from alembic import command
+
+    command.upgrade(alembic_config(container.settings.database_url), "head")
+    if load_samples:
+        with container.uow() as uow:
+            result = sample_data.load(uow)
+            uow.commit()
+        click.echo(result.summary)
+        if result.api_key:
+            click.echo(f"API key (acts as {result.api_key_user}): {result.api_key}")
+    container.close()
+
+    python = sys.executable
+    processes = [
+        subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
+            [python, "-m", "gunicorn", "--workers", str(web_workers), "--bind", f"{host}:{port}",
+             "--access-logfile", "-", "wsgi:create_app()"],
+            cwd=ROOT,
+        ),
+        subprocess.Popen([python, "-m", "flask", "--app", "wsgi", "worker"], cwd=ROOT),  # noqa: S603
+    ]  # fmt: skip
+    base = f"http://{host}:{port}"
+    click.echo(
+        f"\nMeeting-to-CRM is starting:\n  API docs     {base}/api/docs\n"
+        f"  OpenAPI      {base}/api/openapi.json\n  readiness    {base}/readyz\n"
+        f"  companies    curl -H 'Authorization: Bearer <API key>' {base}/api/v1/companies\n"
+        "Ctrl-C stops the web server and the worker.\n"
+    )
+
+    def stop(*_: object) -> None:
+        for process in processes:
+            if process.poll() is None:
+                process.terminate()
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        while all(process.poll() is None for process in processes):
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stop()
+        for process in processes:
+            process.wait(timeout=30)
+    codes = [process.returncode for process in processes]
+    if any(code not in (0, -signal.SIGTERM) for code in codes):
+        raise SystemExit(f"a process stopped unexpectedly (exit codes {codes})")
