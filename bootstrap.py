@@ -131,9 +131,9 @@ class Settings:
             google_calendar_base_url=(
                 get("GOOGLE_CALENDAR_BASE_URL") or defaults.google_calendar_base_url
             ).rstrip("/"),
-            google_gmail_base_url=(get("GOOGLE_GMAIL_BASE_URL") or defaults.google_gmail_base_url).rstrip(
-                "/"
-            ),
+            google_gmail_base_url=(
+                get("GOOGLE_GMAIL_BASE_URL") or defaults.google_gmail_base_url
+            ).rstrip("/"),
             google_certs_url=get("GOOGLE_CERTS_URL") or defaults.google_certs_url,
             google_addon_service_account=get("GOOGLE_ADDON_SERVICE_ACCOUNT"),
             google_pubsub_audience=get("GOOGLE_PUBSUB_AUDIENCE"),
@@ -198,7 +198,9 @@ def configure_logging(settings: Settings) -> None:
 def make_queue(settings: Settings) -> Huey:
     """Huey on Redis when REDIS_URL is set, else on a SQLite file in the instance folder."""
     if settings.redis_url:
-        return RedisHuey("meeting-to-crm", url=settings.redis_url, immediate=settings.queue_immediate)
+        return RedisHuey(
+            "meeting-to-crm", url=settings.redis_url, immediate=settings.queue_immediate
+        )
     settings.instance_path.mkdir(parents=True, exist_ok=True)
     return SqliteHuey(
         "meeting-to-crm",
@@ -228,9 +230,15 @@ def _register_tasks(queue: Huey, uow: UnitOfWorkFactory) -> dict[str, Any]:
     def heartbeat() -> None:
         queue.put("worker-heartbeat", jobs.now_iso())
 
-    @queue.periodic_task(crontab(minute="23", hour="3"), name="prune-notifications")
+    # Huey keeps no result for periodic tasks, so each job is also a plain task that can be
+    # enqueued on demand (and whose result can be awaited); the schedule calls the same function.
+    @queue.task(name="prune-notifications")
     def prune_notifications() -> int:
         return jobs.prune_inbound_notifications(uow)
+
+    @queue.periodic_task(crontab(minute="23", hour="3"), name="prune-notifications-daily")
+    def prune_notifications_daily() -> None:
+        jobs.prune_inbound_notifications(uow)
 
     return {"heartbeat": heartbeat, "prune_notifications": prune_notifications}
 

@@ -110,9 +110,9 @@ def _handle_unexpected(error: Exception) -> Response:
 
 def _require_json_body() -> None:
     """A body must be JSON; anything else is a 415 before any parsing."""
-    if request.method in ("POST", "PUT", "PATCH") and request.content_length:
-        if not request.is_json:
-            raise UnsupportedMediaType("send the body as application/json")
+    has_body = request.method in ("POST", "PUT", "PATCH") and bool(request.content_length)
+    if has_body and not request.is_json:
+        raise UnsupportedMediaType("send the body as application/json")
 
 
 def _security_headers(response: Response) -> Response:
@@ -141,10 +141,9 @@ def create_app(settings: bootstrap.Settings | None = None) -> Flask:
     def _request_id() -> None:
         g.request_id = request.headers.get("X-Request-Id", "")[:64] or uuid.uuid4().hex
 
+    init_api(app)  # authenticates API requests: who is asking comes before what they send
     app.before_request(_require_json_body)
     app.after_request(_security_headers)
-
-    init_api(app)
     # Registered after flask-smorest's own handler so that ours wins.
     app.register_error_handler(HTTPException, _handle_http_error)
     app.register_error_handler(DomainError, _handle_domain_error)
@@ -327,9 +326,7 @@ def _run_import(kind: str, path: Path, org: str | None) -> None:
         path.open(newline="", encoding="utf-8-sig") as handle,
         click.progressbar(length=total, label=f"importing {kind}", file=None) as bar,
     ):
-        report = importer.import_csv(
-            _container().uow, org_id, kind, handle, progress=bar.update
-        )
+        report = importer.import_csv(_container().uow, org_id, kind, handle, progress=bar.update)
     if report.errors:
         click.echo(f"nothing imported: {len(report.errors)} row(s) have errors", err=True)
         for row_error in report.errors[:200]:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import Select, and_, or_, select
+from sqlalchemy import Select, and_, false, or_, select
 
 from services import recurrence
 from services.auth import Principal
@@ -24,6 +24,7 @@ from services.tables import (
     Participant,
     Recurrence,
     Response,
+    TaskStatus,
     User,
     Visibility,
 )
@@ -45,7 +46,7 @@ SIMPLE_FIELDS = (
     "task_status",
     "ical_uid",
 )
-TIMED_KINDS = frozenset({ActivityKind.MEETING, ActivityKind.CALL, ActivityKind.VISIT})
+_Select = TypeVar("_Select", bound=Select[*tuple[Any, ...]])
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,9 +190,9 @@ def _apply(
         if name in SIMPLE_FIELDS:
             setattr(activity, name, value)
         elif name == "start":
-            activity.start_at = value
+            activity.start_at = value.astimezone(dt.UTC)
         elif name == "end":
-            activity.end_at = value
+            activity.end_at = value.astimezone(dt.UTC)
         elif name == "time_zone":
             activity.time_zone = _check_zone(value)
         elif name == "all_day":
@@ -216,7 +217,7 @@ def _apply(
                 pending.exdates = list(value.get("exdates", ()))
         else:
             raise TypeError(f"unknown activity field: {name}")
-    _complete_task_fields(activity, changes)
+    _complete_task_fields(activity)
     if activity.end_at < activity.start_at:
         raise InvalidInput.field("end", "must not be before start")
     if activity.series_id is not None and pending.touched:
@@ -229,20 +230,28 @@ def _apply(
         _set_recurrence(activity, _Pending(activity.recurrence.rrule, exdates, touched=True))
 
 
-def _complete_task_fields(activity: Activity, changes: Mapping[str, Any]) -> None:
+def _complete_task_fields(activity: Activity) -> None:
     if activity.kind == ActivityKind.TASK:
         if activity.due_date is None:
             raise InvalidInput.field("due_date", "a task needs a due date")
         if activity.task_status is None:
-            activity.task_status = "not_started"
-        if "start" not in changes and activity.start_at is None:
-            # A task without a time slot sits on its due date, all day.
-            midnight = dt.datetime.combine(activity.due_date, dt.time(), ZoneInfo("UTC"))
-            activity.start_at = activity.end_at = midnight
-            activity.all_day = True
-    elif activity.kind in TIMED_KINDS and (activity.start_at is None or activity.end_at is None):
-        missing = "start" if activity.start_at is None else "end"
-        raise InvalidInput.field(missing, f"a {activity.kind} needs a start and an end")
+            activity.task_status = TaskStatus.NOT_STARTED
+
+
+def _initial_times(fields: Mapping[str, Any]) -> tuple[dt.datetime, dt.datetime, bool]:
+    """Start, end and all-day of a new activity; a task without a slot sits on its due date."""
+    start: dt.datetime | None = fields.get("start")
+    end: dt.datetime | None = fields.get("end", start)
+    if start is None and fields.get("kind") == ActivityKind.TASK:
+        due: dt.date | None = fields.get("due_date")
+        if due is None:
+            raise InvalidInput.field("due_date", "a task needs a due date")
+        start = end = dt.datetime.combine(due, dt.time(), dt.UTC)
+        return start, end, fields.get("all_day", True)
+    if start is None or end is None:
+        missing = "start" if start is None else "end"
+        raise InvalidInput.field(missing, "a meeting, call or visit needs a start and an end")
+    return start.astimezone(dt.UTC), end.astimezone(dt.UTC), fields.get("all_day", False)
 
 
 def _parse_local(value: str) -> dt.datetime:
@@ -296,17 +305,19 @@ def series_of(row: Recurrence, activity: Activity) -> recurrence.Series:
 def create_activity(
     uow: UnitOfWork, principal: Principal, fields: Mapping[str, Any]
 ) -> ActivityItem:
+    start, end, all_day = _initial_times(fields)
     activity = Activity(
         org_id=principal.org_id,
         kind=fields.get("kind", ActivityKind.MEETING),
         time_zone="UTC",
         status=ActivityStatus.PLANNED,
+        start_at=start,
+        end_at=end,
+        all_day=all_day,
     )
     activity.participants = []
     activity.contact_links = []
-    activity.start_at = fields.get("start")  # type: ignore[assignment]
-    activity.end_at = fields.get("end", fields.get("start"))  # type: ignore[assignment]
-    changes = dict(fields)
+    changes = {k: v for k, v in fields.items() if k not in ("start", "end", "all_day")}
     changes.setdefault("owner_id", principal.user_id)
     if changes["owner_id"] is None:
         raise InvalidInput.field("owner_id", "required when the caller is not a user")
@@ -338,7 +349,7 @@ def cancel_activity(uow: UnitOfWork, principal: Principal, activity_id: int) -> 
     return _view(principal, activity)
 
 
-def _filtered(stmt: Select[Any], principal: Principal, flt: ActivityFilter) -> Select[Any]:
+def _filtered(stmt: _Select, principal: Principal, flt: ActivityFilter) -> _Select:
     stmt = stmt.where(Activity.org_id == principal.org_id)
     if flt.owner_id is not None:
         stmt = stmt.where(Activity.owner_id == flt.owner_id)
@@ -361,7 +372,7 @@ def _filtered(stmt: Select[Any], principal: Principal, flt: ActivityFilter) -> S
     if flt.company_id is not None or flt.contact_id is not None:
         # Who a private meeting is with is private too: don't reveal it through the filters.
         visible_private = (
-            Activity.owner_id == principal.user_id if principal.user_id is not None else False
+            Activity.owner_id == principal.user_id if principal.user_id is not None else false()
         )
         stmt = stmt.where(or_(Activity.visibility != Visibility.PRIVATE, visible_private))
     return stmt
@@ -460,9 +471,7 @@ def _list_range(
     return _page(items, limit)
 
 
-def _overridden_occurrences(
-    uow: UnitOfWork, series_ids: list[int]
-) -> dict[int, set[dt.datetime]]:
+def _overridden_occurrences(uow: UnitOfWork, series_ids: list[int]) -> dict[int, set[dt.datetime]]:
     """Original starts of occurrences that have their own exception row."""
     result: dict[int, set[dt.datetime]] = {}
     chunk = 500  # stay below SQLite's bound-parameter limit

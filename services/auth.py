@@ -92,7 +92,9 @@ def authenticate_api_key(uow: UnitOfWork, token: str) -> Principal:
     if key.last_used_at is None or now - key.last_used_at > _LAST_USED_RESOLUTION:
         key.last_used_at = now
         uow.commit()
-    return Principal(org_id=key.org_id, user_id=key.user_id, kind=PrincipalKind.API_KEY, name=key.name)
+    return Principal(
+        org_id=key.org_id, user_id=key.user_id, kind=PrincipalKind.API_KEY, name=key.name
+    )
 
 
 def revoke_api_key(uow: UnitOfWork, key_id: int) -> None:

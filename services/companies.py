@@ -135,4 +135,4 @@ def companies_by_domain(uow: UnitOfWork, org_id: int, domains: Iterable[str]) ->
         .join(Company, Company.id == CompanyDomain.company_id)
         .where(CompanyDomain.org_id == org_id, CompanyDomain.domain.in_(wanted))
     ).all()
-    return {domain: company for domain, company in rows}
+    return dict(rows)

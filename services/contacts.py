@@ -62,22 +62,25 @@ def _apply(uow: UnitOfWork, org_id: int, contact: Contact, changes: Mapping[str,
             clean = _clean_emails(value)
             _check_emails_free(uow, org_id, clean, contact.id)
             current = {e.email: e for e in contact.emails}
-            contact.emails = [
-                current.get(e) or ContactEmail(org_id=org_id, email=e) for e in clean
-            ]
+            contact.emails = [current.get(e) or ContactEmail(org_id=org_id, email=e) for e in clean]
             for position, row in enumerate(contact.emails):
                 row.position = position
         elif field == "company_id":
             if value is not None:
-                get_company(uow, org_id, value)  # 404 for another organization's company
+                try:
+                    get_company(uow, org_id, value)
+                except NotFound:  # another organization's company does not exist for us
+                    raise InvalidInput.field("company_id", f"no company {value}") from None
             contact.company_id = value
         elif field in EDITABLE_FIELDS:
             setattr(contact, field, " ".join(str(value).split()))
         else:
             raise TypeError(f"unknown contact field: {field}")
     if not (contact.first_name or contact.last_name or contact.emails):
-        raise InvalidInput("a contact needs a name or an e-mail address", errors={
-            "first_name": ["a contact needs a name or an e-mail address"]})
+        raise InvalidInput(
+            "a contact needs a name or an e-mail address",
+            errors={"first_name": ["a contact needs a name or an e-mail address"]},
+        )
     contact.sort_name = fold(f"{contact.last_name} {contact.first_name}")
     if not contact.sort_name and contact.emails:
         contact.sort_name = contact.emails[0].email
@@ -115,7 +118,7 @@ def contacts_by_email(uow: UnitOfWork, org_id: int, emails: Iterable[str]) -> di
         .join(Contact, Contact.id == ContactEmail.contact_id)
         .where(ContactEmail.org_id == org_id, ContactEmail.email.in_(wanted))
     ).all()
-    return {email: contact for email, contact in rows}
+    return dict(rows)
 
 
 def find_contact_by_email(uow: UnitOfWork, org_id: int, email: str) -> Contact:

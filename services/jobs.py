@@ -1,4 +1,4 @@
-"""Background jobs. Plain functions taking a unit-of-work factory; bootstrap.py wires them to Huey."""
+"""Background jobs: plain functions taking a unit-of-work factory (wired to Huey in bootstrap)."""
 
 from __future__ import annotations
 
@@ -21,9 +21,7 @@ def now_iso() -> str:
     return utcnow().isoformat()
 
 
-def prune_inbound_notifications(
-    uow_factory: UowFactory, *, now: dt.datetime | None = None
-) -> int:
+def prune_inbound_notifications(uow_factory: UowFactory, *, now: dt.datetime | None = None) -> int:
     """Delete processed notifications older than the retention; pending ones are never lost."""
     cutoff = (now or utcnow()) - NOTIFICATION_RETENTION
     with uow_factory() as uow:

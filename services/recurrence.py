@@ -98,6 +98,7 @@ _ZERO: Final = timedelta(0)
 # costs several times more, and it runs once for each occurrence.
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _EPOCH_NAIVE: Final = _EPOCH.replace(tzinfo=None)
+_UTC_MIN: Final = datetime.min.replace(tzinfo=UTC)
 # Local wall-clock values are naive on purpose: dateutil expands them in floating time.
 _LOCAL_MIN: Final = datetime.min  # noqa: DTZ901
 _LOCAL_MAX: Final = datetime.max  # noqa: DTZ901
@@ -312,7 +313,9 @@ def _zone(name: str) -> tzinfo:
         return UTC
     try:
         return ZoneInfo(name)
-    except (KeyError, ValueError):  # ZoneInfoNotFoundError is a KeyError
+    # ZoneInfoNotFoundError is a KeyError; malformed keys raise ValueError, and a key that
+    # names a tzdata directory (e.g. "Europe") raises IsADirectoryError.
+    except (KeyError, ValueError, OSError):
         raise InvalidRecurrence(f"unknown time zone {name!r}") from None
 
 
@@ -446,13 +449,11 @@ class _Plan:
             return start  # the first period; keep dateutil's partial first WEEKLY period
         return datetime.fromordinal(first)
 
-    def local_starts(
-        self, low: datetime, high: datetime, *, fast_forward: bool = True
-    ) -> list[datetime]:
+    def local_starts(self, low: datetime, high: datetime) -> list[datetime]:
         """Naive local starts in ``[low, high]``, in rule order."""
         if high < self.start or (self.until is not None and self.until < low):
             return []
-        dtstart = self.fast_forward(low) if fast_forward else self.start
+        dtstart = self.fast_forward(low)
         rule = self.build(dtstart)
         _guard(rule, _months_guard_limit(dtstart, high))
         found: list[datetime] = []
@@ -629,7 +630,7 @@ def expand(
     try:
         earliest = window_start - duration
     except OverflowError:
-        earliest = datetime.min.replace(tzinfo=UTC)
+        earliest = _UTC_MIN
     local = plan.local_starts(
         _to_local(earliest, plan.zone, -plan.margin),
         _to_local(window_end, plan.zone, plan.margin),
@@ -643,8 +644,10 @@ def expand(
     )
     utcoffset = plan.zone.utcoffset
     found: list[Occurrence] = []
+    previous = _UTC_MIN
+    in_order = True
     for moment in local:
-        if moment in excluded:
+        if excluded and moment in excluded:
             continue
         start = _EPOCH + (moment - (utcoffset(moment) or _ZERO) - _EPOCH_NAIVE)
         if start >= window_end:
@@ -652,12 +655,17 @@ def expand(
         end = start + duration
         if end <= window_start and not (start == end == window_start):
             continue
-        if start in skip or start in excluded_instants:
+        if (skip and start in skip) or (excluded_instants and start in excluded_instants):
             continue
+        if start <= previous:
+            in_order = False
+        previous = start
         found.append(Occurrence(start, start, end))
+    if in_order:
+        return found
+    # A DST-gap time maps to a later instant than the next local times, and it can meet the
+    # instant of the time it is shifted to. The recurrence set is a set, so that counts once.
     found.sort(key=_start_of)
-    # Two local times can meet at one instant: a DST-gap time and the shifted time it becomes.
-    # The recurrence set is a set, so such an instant counts once.
     return [occ for i, occ in enumerate(found) if not i or occ.start != found[i - 1].start]
 
 

@@ -35,7 +35,7 @@ def load(uow: UnitOfWork, *, today: dt.date | None = None) -> SampleResult:
     linda = organizations.add_user(
         uow, org_id=org.id, email="linda@northwind.example", display_name="Linda Berg"
     )
-    julie = organizations.add_user(
+    organizations.add_user(
         uow, org_id=org.id, email="julie@northwind.example", display_name="Julie Haugen"
     )
     organizations.add_user(

@@ -64,9 +64,7 @@ def suggest(uow: UnitOfWork, org_id: int, emails: Iterable[str]) -> Suggestions:
     by_domain = companies_by_domain(uow, org_id, company_domains)
 
     suggestions: dict[int, CompanySuggestion] = {}
-    companies_of_contacts = {
-        c.company_id for c in contacts.values() if c.company_id is not None
-    }
+    companies_of_contacts = {c.company_id for c in contacts.values() if c.company_id is not None}
     loaded = {c.id: c for c in by_domain.values()}
     missing = companies_of_contacts - loaded.keys()
     if missing:
@@ -80,9 +78,9 @@ def suggest(uow: UnitOfWork, org_id: int, emails: Iterable[str]) -> Suggestions:
             )
             entry.contact_emails.append(email)
         elif contact is None:
-            company = by_domain.get(email_domain(email))
-            if company is not None:
-                entry = suggestions.setdefault(company.id, CompanySuggestion(company))
+            by_email = by_domain.get(email_domain(email))
+            if by_email is not None:
+                entry = suggestions.setdefault(by_email.id, CompanySuggestion(by_email))
                 entry.domain_emails.append(email)
 
     ranked = sorted(

@@ -31,7 +31,9 @@ def fold(text: str) -> str:
     return " ".join(_NON_WORD.sub(" ", stripped).split())
 
 
-_LIGATURES = str.maketrans({"æ": "ae", "ø": "o", "å": "a", "ß": "ss", "œ": "oe", "đ": "d", "ł": "l", "þ": "th"})  # fmt: skip
+_LIGATURES = str.maketrans(
+    {"æ": "ae", "ø": "o", "å": "a", "ß": "ss", "œ": "oe", "đ": "d", "ł": "l", "þ": "th"}
+)
 
 
 def normalize_email(email: str) -> str:

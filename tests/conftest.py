@@ -108,12 +108,12 @@ def uow_factory(container: bootstrap.Container) -> UnitOfWorkFactory:
 
 
 @pytest.fixture
-def app(settings: bootstrap.Settings, container: bootstrap.Container) -> Iterator[Flask]:
+def app(settings: bootstrap.Settings, container: bootstrap.Container) -> Flask:
     application = wsgi.create_app(settings)
     # Share the test's container so the test and the app see the same engine and queue.
     application.extensions["container"].close()
     application.extensions["container"] = container
-    yield application
+    return application
 
 
 @pytest.fixture

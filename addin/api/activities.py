@@ -14,8 +14,8 @@ from addin.api.schemas import (
     ActivityOut,
     ActivityPage,
     ActivityPatch,
-    decode_cursor,
     activity_fields,
+    decode_cursor,
     encode_cursor,
 )
 from addin.context import container, principal

@@ -7,8 +7,15 @@ from typing import Any
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from addin.api.schemas import CompanyIn, CompanyListArgs, CompanyOut, CompanyPage, CompanyPatch
-from addin.api.schemas import decode_cursor, keyset_page
+from addin.api.schemas import (
+    CompanyIn,
+    CompanyListArgs,
+    CompanyOut,
+    CompanyPage,
+    CompanyPatch,
+    decode_cursor,
+    keyset_page,
+)
 from addin.context import container, principal
 from services import companies
 from services.tables import Company
@@ -65,4 +72,3 @@ class CompanyById(MethodView):
         with container().uow() as uow:
             companies.delete_company(uow, principal().org_id, company_id)
             uow.commit()
-

@@ -15,8 +15,6 @@ from services.contacts import full_name
 from services.tables import (
     ActivityKind,
     ActivityStatus,
-    Company,
-    Contact,
     ParticipantRole,
     Priority,
     Response,
@@ -64,7 +62,9 @@ def keyset_page(rows: list[Any], limit: int) -> dict[str, Any]:
 
 
 class PageArgs(Schema):
-    cursor = fields.String(load_default=None, metadata={"description": "next_cursor of the page before"})
+    cursor = fields.String(
+        load_default=None, metadata={"description": "next_cursor of the page before"}
+    )
     limit = fields.Integer(load_default=50, validate=validate.Range(1, MAX_PAGE))
 
 
@@ -73,7 +73,9 @@ class PageArgs(Schema):
 
 class CompanyIn(Schema):
     name = fields.String(required=True, validate=validate.Length(1, 200))
-    domains = fields.List(fields.String(validate=validate.Length(1, 253)), validate=validate.Length(max=50))
+    domains = fields.List(
+        fields.String(validate=validate.Length(1, 253)), validate=validate.Length(max=50)
+    )
     website = fields.String(validate=validate.Length(max=500))
     phone = fields.String(validate=validate.Length(max=64))
     city = fields.String(validate=validate.Length(max=120))
@@ -210,7 +212,11 @@ class ActivityIn(ActivityPatch):
     @validates_schema
     def _times(self, data: dict[str, Any], **_: Any) -> None:
         if data["kind"] != ActivityKind.TASK:
-            missing = {k: ["required for a meeting, call or visit"] for k in ("start", "end") if k not in data}
+            missing = {
+                k: ["required for a meeting, call or visit"]
+                for k in ("start", "end")
+                if k not in data
+            }
             if missing:
                 raise ValidationError(missing)
 
@@ -351,7 +357,8 @@ class SuggestOut(Schema):
     contacts = fields.Dict(keys=fields.String(), values=fields.Nested(ContactOut))
     companies = fields.List(fields.Nested(CompanySuggestionOut))
     internal = fields.List(fields.String())
-    unknown = fields.List(fields.String())
+    # `unknown` is a Schema attribute, hence the data_key.
+    unknown_emails = fields.List(fields.String(), attribute="unknown", data_key="unknown")
     invalid = fields.List(fields.String())
 
 

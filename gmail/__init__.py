@@ -1,0 +1,1 @@
+"""Google adapter: service-account delegation, Calendar and Gmail push, ID-token checks."""

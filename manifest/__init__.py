@@ -1,0 +1,1 @@
+"""Deployment descriptors: the Outlook XML manifest and the Workspace add-on descriptor."""

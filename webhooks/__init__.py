@@ -1,0 +1,1 @@
+"""Inbound provider notifications: verify, record durably, enqueue, acknowledge fast."""
