@@ -125,7 +125,7 @@ class Settings:
             ms_client_secret=get("MS_CLIENT_SECRET"),
             ms_authority_host=(get("MS_AUTHORITY_HOST") or defaults.ms_authority_host).rstrip("/"),
             graph_base_url=(get("GRAPH_BASE_URL") or defaults.graph_base_url).rstrip("/"),
-            ms_api_audience=get("MS_API_AUDIENCE"),
+            ms_api_audience=get("MS_API_AUDIENCE") or _default_audience(public_base_url, env),
             addin_id=get("ADDIN_ID"),
             google_service_account_file=Path(google_key) if google_key else None,
             google_calendar_base_url=(
@@ -139,6 +139,12 @@ class Settings:
             google_pubsub_audience=get("GOOGLE_PUBSUB_AUDIENCE"),
             google_pubsub_service_account=get("GOOGLE_PUBSUB_SERVICE_ACCOUNT"),
         )
+
+
+def _default_audience(public_base_url: str, env: Mapping[str, str]) -> str | None:
+    """The App ID URI Office SSO expects: api://<add-in host>/<client id>."""
+    client_id = env.get("MS_CLIENT_ID", "").strip()
+    return f"api://{urlparse(public_base_url).netloc}/{client_id}" if client_id else None
 
 
 def _check_url(name: str, value: str) -> None:

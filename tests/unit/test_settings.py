@@ -21,6 +21,13 @@ def test_defaults_are_the_embedded_setup(tmp_path: Path) -> None:
     assert settings.max_request_bytes == 1024 * 1024
 
 
+def test_api_audience_defaults_to_the_app_id_uri(tmp_path: Path) -> None:
+    env = {"INSTANCE_PATH": str(tmp_path), "PUBLIC_BASE_URL": "https://crm.example.com",
+           "MS_TENANT_ID": "t", "MS_CLIENT_ID": "c1d2", "MS_CLIENT_SECRET": "s"}  # fmt: skip
+    assert Settings.from_env(env).ms_api_audience == "api://crm.example.com/c1d2"
+    assert Settings.from_env({"INSTANCE_PATH": str(tmp_path)}).ms_api_audience is None
+
+
 def test_secret_key_is_generated_once_into_the_instance_folder(tmp_path: Path) -> None:
     first = Settings.from_env({"INSTANCE_PATH": str(tmp_path)}).secret_key
     second = Settings.from_env({"INSTANCE_PATH": str(tmp_path)}).secret_key
