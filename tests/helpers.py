@@ -18,7 +18,8 @@ def assert_error(
     body = response.get_json()
     assert set(body) == ERROR_KEYS, body
     assert body["status"] == status
-    assert isinstance(body["message"], str) and body["message"]
+    assert isinstance(body["message"], str)
+    assert body["message"]
     if code is not None:
         assert body["code"] == code, body
     if field is not None:

@@ -44,7 +44,9 @@ class TestCreateAndChange:
     ) -> None:
         julie = colleague(uow_factory, tenant, "julie")
         anna = client.post(
-            "/api/v1/contacts", json={"first_name": "Anna", "emails": ["anna@contoso.com"]}, headers=tenant.headers
+            "/api/v1/contacts",
+            json={"first_name": "Anna", "emails": ["anna@contoso.com"]},
+            headers=tenant.headers,
         ).get_json()
         made = post(
             client,
@@ -73,16 +75,25 @@ class TestCreateAndChange:
     def test_task_sits_on_its_due_date(self, client: FlaskClient, tenant: Tenant) -> None:
         response = client.post(
             "/api/v1/activities",
-            json={"kind": "task", "subject": "Send offer", "due_date": "2030-05-02", "priority": "high"},
+            json={
+                "kind": "task",
+                "subject": "Send offer",
+                "due_date": "2030-05-02",
+                "priority": "high",
+            },
             headers=tenant.headers,
         )
         task = response.get_json()
         assert response.status_code == 201
         assert (task["start"], task["all_day"], task["task_status"]) == (
-            "2030-05-02T00:00:00+00:00", True, "not_started"
+            "2030-05-02T00:00:00+00:00",
+            True,
+            "not_started",
         )
         changed = client.patch(
-            f"/api/v1/activities/{task['id']}", json={"task_status": "completed"}, headers=tenant.headers
+            f"/api/v1/activities/{task['id']}",
+            json={"task_status": "completed"},
+            headers=tenant.headers,
         )
         assert changed.get_json()["task_status"] == "completed"
 
@@ -90,18 +101,26 @@ class TestCreateAndChange:
         made = post(client, tenant)
         url = f"/api/v1/activities/{made['id']}"
         moved = client.patch(
-            url, json={"start": "2030-03-05T13:00:00Z", "end": "2030-03-05T14:30:00Z"}, headers=tenant.headers
+            url,
+            json={"start": "2030-03-05T13:00:00Z", "end": "2030-03-05T14:30:00Z"},
+            headers=tenant.headers,
         ).get_json()
-        assert (moved["start"], moved["end"]) == ("2030-03-05T13:00:00+00:00", "2030-03-05T14:30:00+00:00")
+        assert (moved["start"], moved["end"]) == (
+            "2030-03-05T13:00:00+00:00",
+            "2030-03-05T14:30:00+00:00",
+        )
         held = client.patch(
-            url, json={"status": "held", "outcome": "Won: price and local support"}, headers=tenant.headers
+            url,
+            json={"status": "held", "outcome": "Won: price and local support"},
+            headers=tenant.headers,
         ).get_json()
         assert (held["status"], held["outcome"]) == ("held", "Won: price and local support")
 
     def test_cancel_keeps_history(self, client: FlaskClient, tenant: Tenant) -> None:
         made = post(client, tenant)
         cancelled = client.post(f"/api/v1/activities/{made['id']}/cancel", headers=tenant.headers)
-        assert cancelled.status_code == 200 and cancelled.get_json()["status"] == "cancelled"
+        assert cancelled.status_code == 200
+        assert cancelled.get_json()["status"] == "cancelled"
         again = client.post(f"/api/v1/activities/{made['id']}/cancel", headers=tenant.headers)
         assert again.status_code == 200
         assert [a["id"] for a in listing(client, tenant, "status=cancelled")] == [made["id"]]
@@ -126,15 +145,26 @@ class TestValidation:
         ],
     )
     def test_bad_fields_are_refused_and_change_nothing(
-        self, client: FlaskClient, tenant: Tenant, uow_factory: UnitOfWorkFactory, body: dict[str, Any], field: str
+        self,
+        client: FlaskClient,
+        tenant: Tenant,
+        uow_factory: UnitOfWorkFactory,
+        body: dict[str, Any],
+        field: str,
     ) -> None:
         before = table_counts(uow_factory)
         full = {"kind": "meeting", "start": START, "end": END} | body
-        assert_error(client.post("/api/v1/activities", json=full, headers=tenant.headers), 422, field=field)
+        assert_error(
+            client.post("/api/v1/activities", json=full, headers=tenant.headers), 422, field=field
+        )
         assert table_counts(uow_factory) == before
 
-    def test_meeting_needs_times_and_task_a_due_date(self, client: FlaskClient, tenant: Tenant) -> None:
-        response = client.post("/api/v1/activities", json={"kind": "meeting"}, headers=tenant.headers)
+    def test_meeting_needs_times_and_task_a_due_date(
+        self, client: FlaskClient, tenant: Tenant
+    ) -> None:
+        response = client.post(
+            "/api/v1/activities", json={"kind": "meeting"}, headers=tenant.headers
+        )
         assert_error(response, 422, field="start")
         response = client.post("/api/v1/activities", json={"kind": "task"}, headers=tenant.headers)
         assert_error(response, 422, field="due_date")
@@ -142,26 +172,41 @@ class TestValidation:
     def test_patch_validation_changes_nothing(self, client: FlaskClient, tenant: Tenant) -> None:
         made = post(client, tenant)
         url = f"/api/v1/activities/{made['id']}"
-        assert_error(client.patch(url, json={"end": "2000-01-01T00:00:00Z"}, headers=tenant.headers), 422)
-        assert_error(client.patch(url, json={"status": "done"}, headers=tenant.headers), 422, field="status")
+        assert_error(
+            client.patch(url, json={"end": "2000-01-01T00:00:00Z"}, headers=tenant.headers), 422
+        )
+        assert_error(
+            client.patch(url, json={"status": "done"}, headers=tenant.headers), 422, field="status"
+        )
         assert client.get(url, headers=tenant.headers).get_json()["end"] == made["end"]
 
     def test_range_needs_both_ends(self, client: FlaskClient, tenant: Tenant) -> None:
-        response = client.get("/api/v1/activities?start=2030-01-01T00:00:00Z", headers=tenant.headers)
+        response = client.get(
+            "/api/v1/activities?start=2030-01-01T00:00:00Z", headers=tenant.headers
+        )
         assert_error(response, 422, field="start")
         response = client.get(
-            "/api/v1/activities?start=2030-01-02T00:00:00Z&end=2030-01-01T00:00:00Z", headers=tenant.headers
+            "/api/v1/activities?start=2030-01-02T00:00:00Z&end=2030-01-01T00:00:00Z",
+            headers=tenant.headers,
         )
         assert_error(response, 422, field="end")
 
 
 class TestListing:
-    def test_filters(self, client: FlaskClient, tenant: Tenant, uow_factory: UnitOfWorkFactory) -> None:
+    def test_filters(
+        self, client: FlaskClient, tenant: Tenant, uow_factory: UnitOfWorkFactory
+    ) -> None:
         julie = colleague(uow_factory, tenant, "julie")
-        contoso = client.post("/api/v1/companies", json={"name": "Contoso"}, headers=tenant.headers).get_json()
-        anna = client.post("/api/v1/contacts", json={"first_name": "Anna"}, headers=tenant.headers).get_json()
+        contoso = client.post(
+            "/api/v1/companies", json={"name": "Contoso"}, headers=tenant.headers
+        ).get_json()
+        anna = client.post(
+            "/api/v1/contacts", json={"first_name": "Anna"}, headers=tenant.headers
+        ).get_json()
         tagged = post(client, tenant, company_id=contoso["id"], contact_ids=[anna["id"]])
-        call = post(client, tenant, kind="call", start="2030-03-06T09:00:00Z", end="2030-03-06T09:15:00Z")
+        call = post(
+            client, tenant, kind="call", start="2030-03-06T09:00:00Z", end="2030-03-06T09:15:00Z"
+        )
         theirs = post(client, julie, start="2030-04-01T09:00:00Z", end="2030-04-01T10:00:00Z")
 
         def ids(query: str) -> list[int]:
@@ -174,11 +219,18 @@ class TestListing:
         assert ids(f"owner_id={julie.user_id}") == [theirs["id"]]
         assert ids("start=2030-03-05T00:00:00Z&end=2030-03-31T00:00:00Z") == [call["id"]]
 
-    def test_series_expanded_in_range_with_cursor_pages(self, client: FlaskClient, tenant: Tenant) -> None:
+    def test_series_expanded_in_range_with_cursor_pages(
+        self, client: FlaskClient, tenant: Tenant
+    ) -> None:
         series = post(
-            client, tenant, subject="Weekly", start="2030-01-07T09:00:00+01:00", end="2030-01-07T09:30:00+01:00",
-            time_zone="Europe/Oslo", recurrence={"rule": "FREQ=WEEKLY;BYDAY=MO"},
-        )  # fmt: skip
+            client,
+            tenant,
+            subject="Weekly",
+            start="2030-01-07T09:00:00+01:00",
+            end="2030-01-07T09:30:00+01:00",
+            time_zone="Europe/Oslo",
+            recurrence={"rule": "FREQ=WEEKLY;BYDAY=MO"},
+        )
         single = post(client, tenant, start="2030-03-27T12:00:00Z", end="2030-03-27T13:00:00Z")
         query = "start=2030-03-01T00:00:00Z&end=2030-04-15T00:00:00Z"
         whole = listing(client, tenant, query + "&limit=500")
@@ -207,15 +259,22 @@ class TestListing:
                 break
         assert paged == starts
 
-    def test_no_end_series_occurrence_five_years_out(self, client: FlaskClient, tenant: Tenant) -> None:
+    def test_no_end_series_occurrence_five_years_out(
+        self, client: FlaskClient, tenant: Tenant
+    ) -> None:
         post(
             client, tenant, start="2030-01-07T09:00:00+01:00", end="2030-01-07T09:30:00+01:00",
             time_zone="Europe/Oslo", recurrence={"rule": "FREQ=WEEKLY;BYDAY=MO"},
         )  # fmt: skip
         far = listing(client, tenant, "start=2035-01-01T00:00:00Z&end=2035-01-10T00:00:00Z")
-        assert [a["start"] for a in far] == ["2035-01-01T08:00:00+00:00", "2035-01-08T08:00:00+00:00"]
+        assert [a["start"] for a in far] == [
+            "2035-01-01T08:00:00+00:00",
+            "2035-01-08T08:00:00+00:00",
+        ]
 
-    def test_moving_a_series_moves_every_occurrence(self, client: FlaskClient, tenant: Tenant) -> None:
+    def test_moving_a_series_moves_every_occurrence(
+        self, client: FlaskClient, tenant: Tenant
+    ) -> None:
         series = post(
             client, tenant, start="2030-01-07T09:00:00+01:00", end="2030-01-07T09:30:00+01:00",
             time_zone="Europe/Oslo", recurrence={"rule": "FREQ=WEEKLY;BYDAY=MO"},
@@ -234,7 +293,9 @@ class TestPrivacy:
         self, client: FlaskClient, tenant: Tenant, uow_factory: UnitOfWorkFactory
     ) -> None:
         julie = colleague(uow_factory, tenant, "julie")
-        contoso = client.post("/api/v1/companies", json={"name": "Contoso"}, headers=tenant.headers).get_json()
+        contoso = client.post(
+            "/api/v1/companies", json={"name": "Contoso"}, headers=tenant.headers
+        ).get_json()
         secret = post(
             client, tenant, subject="Doctor", description="blood test", visibility="private",
             company_id=contoso["id"], participants=[{"email": "doc@clinic.example"}],
@@ -244,17 +305,29 @@ class TestPrivacy:
         assert (mine["subject"], mine["private"]) == ("Doctor", False)
 
         seen = client.get(url, headers=julie.headers).get_json()
-        assert seen["private"] is True and seen["subject"] == "Busy"
-        for hidden in ("description", "participants", "company_id", "contact_ids", "location", "outcome"):
+        assert seen["private"] is True
+        assert seen["subject"] == "Busy"
+        for hidden in (
+            "description",
+            "participants",
+            "company_id",
+            "contact_ids",
+            "location",
+            "outcome",
+        ):
             assert hidden not in seen
         assert (seen["start"], seen["end"]) == (secret["start"], secret["end"])
         assert [a["subject"] for a in listing(client, julie, "")] == ["Busy"]
         # Filtering by company must not reveal who the private meeting is with.
         assert listing(client, julie, f"company_id={contoso['id']}") == []
-        assert [a["id"] for a in listing(client, tenant, f"company_id={contoso['id']}")] == [secret["id"]]
+        assert [a["id"] for a in listing(client, tenant, f"company_id={contoso['id']}")] == [
+            secret["id"]
+        ]
 
         before = table_counts(uow_factory)
-        assert_error(client.patch(url, json={"subject": "x"}, headers=julie.headers), 403, "forbidden")
+        assert_error(
+            client.patch(url, json={"subject": "x"}, headers=julie.headers), 403, "forbidden"
+        )
         assert_error(client.post(f"{url}/cancel", headers=julie.headers), 403)
         assert table_counts(uow_factory) == before
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-
 from sqlalchemy import select
 
 from services import auth
@@ -48,7 +47,9 @@ class TestAuthentication:
     ) -> None:
         before = table_counts(uow_factory)
         headers = {} if authorization is None else {"Authorization": authorization}
-        response = client.open(url, method=method, json={"name": "X", "emails": []}, headers=headers)
+        response = client.open(
+            url, method=method, json={"name": "X", "emails": []}, headers=headers
+        )
         assert_error(response, 401, "not_authenticated")
         assert response.headers["WWW-Authenticate"].startswith("Bearer")
         assert table_counts(uow_factory) == before
@@ -74,28 +75,44 @@ class TestAuthentication:
 
     def test_me_names_the_principal(self, client: FlaskClient, tenant: Tenant) -> None:
         me = client.get("/api/v1/me", headers=tenant.headers).get_json()
-        assert me == {"org_id": tenant.org_id, "user_id": tenant.user_id, "kind": "api_key", "name": "tests"}
+        assert me == {
+            "org_id": tenant.org_id,
+            "user_id": tenant.user_id,
+            "kind": "api_key",
+            "name": "tests",
+        }
 
     def test_only_hashes_are_stored(self, tenant: Tenant, uow_factory: UnitOfWorkFactory) -> None:
         secret = tenant.token.split("_", 2)[2]
         with uow_factory() as uow:
             stored = uow.session.scalars(select(ApiKey.secret_hash)).all()
-        assert stored and all(secret not in value for value in stored)
+        assert stored
+        assert all(secret not in value for value in stored)
 
 
 class TestBadInput:
-    def test_malformed_json(self, client: FlaskClient, tenant: Tenant, uow_factory: UnitOfWorkFactory) -> None:
+    def test_malformed_json(
+        self, client: FlaskClient, tenant: Tenant, uow_factory: UnitOfWorkFactory
+    ) -> None:
         before = table_counts(uow_factory)
         response = client.post(
-            "/api/v1/companies", data='{"name": "X",', content_type="application/json", headers=tenant.headers
+            "/api/v1/companies",
+            data='{"name": "X",',
+            content_type="application/json",
+            headers=tenant.headers,
         )
         assert_error(response, 400, "malformed_json")
         assert table_counts(uow_factory) == before
 
-    def test_wrong_content_type(self, client: FlaskClient, tenant: Tenant, uow_factory: UnitOfWorkFactory) -> None:
+    def test_wrong_content_type(
+        self, client: FlaskClient, tenant: Tenant, uow_factory: UnitOfWorkFactory
+    ) -> None:
         before = table_counts(uow_factory)
         response = client.post(
-            "/api/v1/companies", data="name=X", content_type="application/x-www-form-urlencoded", headers=tenant.headers
+            "/api/v1/companies",
+            data="name=X",
+            content_type="application/x-www-form-urlencoded",
+            headers=tenant.headers,
         )
         assert_error(response, 415, "unsupported_media_type")
         assert table_counts(uow_factory) == before
@@ -112,7 +129,9 @@ class TestBadInput:
         assert_error(client.post("/api/v1/companies", json=["X"], headers=tenant.headers), 422)
         assert table_counts(uow_factory) == before
 
-    def test_oversized_body(self, client: FlaskClient, tenant: Tenant, uow_factory: UnitOfWorkFactory, app: Flask) -> None:
+    def test_oversized_body(
+        self, client: FlaskClient, tenant: Tenant, uow_factory: UnitOfWorkFactory, app: Flask
+    ) -> None:
         before = table_counts(uow_factory)
         huge = '{"name": "' + "x" * (app.config["MAX_CONTENT_LENGTH"] + 10) + '"}'
         response = client.post(
@@ -125,7 +144,9 @@ class TestBadInput:
         assert_error(client.get("/api/v1/nothing-here", headers=tenant.headers), 404, "not_found")
         assert_error(client.put("/api/v1/companies", json={}, headers=tenant.headers), 405)
 
-    def test_internal_errors_are_json_without_details(self, app: Flask, client: FlaskClient) -> None:
+    def test_internal_errors_are_json_without_details(
+        self, app: Flask, client: FlaskClient
+    ) -> None:
         @app.get("/boom")
         def boom() -> None:
             raise RuntimeError("secret detail")

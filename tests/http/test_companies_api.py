@@ -16,14 +16,18 @@ def create(client: FlaskClient, tenant: Tenant, **body: object) -> dict[str, obj
 
 class TestCrud:
     def test_create_read_update_delete(self, client: FlaskClient, tenant: Tenant) -> None:
-        made = create(client, tenant, name="  Contoso   Ltd ", domains=["WWW.Contoso.com", "contoso.no"])
+        made = create(
+            client, tenant, name="  Contoso   Ltd ", domains=["WWW.Contoso.com", "contoso.no"]
+        )
         assert made["name"] == "Contoso Ltd"
         assert made["domains"] == ["contoso.com", "contoso.no"]
 
         url = f"/api/v1/companies/{made['id']}"
         assert client.get(url, headers=tenant.headers).get_json()["name"] == "Contoso Ltd"
 
-        patched = client.patch(url, json={"city": "Oslo", "domains": ["contoso.com"]}, headers=tenant.headers)
+        patched = client.patch(
+            url, json={"city": "Oslo", "domains": ["contoso.com"]}, headers=tenant.headers
+        )
         assert patched.status_code == 200
         assert patched.get_json()["city"] == "Oslo"
         assert patched.get_json()["domains"] == ["contoso.com"]
@@ -32,19 +36,27 @@ class TestCrud:
         assert client.delete(url, headers=tenant.headers).status_code == 204
         assert_error(client.get(url, headers=tenant.headers), 404, "not_found")
 
-    def test_domain_belongs_to_one_company(self, client: FlaskClient, tenant: Tenant, uow_factory) -> None:
+    def test_domain_belongs_to_one_company(
+        self, client: FlaskClient, tenant: Tenant, uow_factory
+    ) -> None:
         create(client, tenant, name="Contoso", domains=["contoso.com"])
         before = table_counts(uow_factory)
         response = client.post(
-            "/api/v1/companies", json={"name": "Copycat", "domains": ["contoso.com"]}, headers=tenant.headers
+            "/api/v1/companies",
+            json={"name": "Copycat", "domains": ["contoso.com"]},
+            headers=tenant.headers,
         )
         assert_error(response, 409, "conflict", field="domains")
         assert table_counts(uow_factory) == before
 
-    def test_invalid_domain_is_a_field_error(self, client: FlaskClient, tenant: Tenant, uow_factory) -> None:
+    def test_invalid_domain_is_a_field_error(
+        self, client: FlaskClient, tenant: Tenant, uow_factory
+    ) -> None:
         before = table_counts(uow_factory)
         response = client.post(
-            "/api/v1/companies", json={"name": "X", "domains": ["not a domain"]}, headers=tenant.headers
+            "/api/v1/companies",
+            json={"name": "X", "domains": ["not a domain"]},
+            headers=tenant.headers,
         )
         assert_error(response, 422, "invalid_input", field="domains")
         assert table_counts(uow_factory) == before
@@ -65,19 +77,31 @@ class TestListAndSearch:
                 break
         assert seen == ["alpha", "Bravo", "Charlie", "Delta", "Écho"]
 
-    def test_search_by_word_prefix_case_and_accents(self, client: FlaskClient, tenant: Tenant) -> None:
+    def test_search_by_word_prefix_case_and_accents(
+        self, client: FlaskClient, tenant: Tenant
+    ) -> None:
         create(client, tenant, name="Café Ærø Bryggeri")
         create(client, tenant, name="Contoso Ltd")
         found = client.get("/api/v1/companies?q=AERO", headers=tenant.headers).get_json()["items"]
         assert [c["name"] for c in found] == ["Café Ærø Bryggeri"]
-        found = client.get("/api/v1/companies?q=brygg%20caf", headers=tenant.headers).get_json()["items"]
+        found = client.get("/api/v1/companies?q=brygg%20caf", headers=tenant.headers).get_json()[
+            "items"
+        ]
         assert [c["name"] for c in found] == ["Café Ærø Bryggeri"]
-        assert client.get("/api/v1/companies?q=toso", headers=tenant.headers).get_json()["items"] == []
+        assert (
+            client.get("/api/v1/companies?q=toso", headers=tenant.headers).get_json()["items"] == []
+        )
 
     def test_bad_cursor_and_limit(self, client: FlaskClient, tenant: Tenant) -> None:
-        assert_error(client.get("/api/v1/companies?cursor=zzz", headers=tenant.headers), 422, field="cursor")
-        assert_error(client.get("/api/v1/companies?limit=0", headers=tenant.headers), 422, field="limit")
-        assert_error(client.get("/api/v1/companies?limit=many", headers=tenant.headers), 422, field="limit")
+        assert_error(
+            client.get("/api/v1/companies?cursor=zzz", headers=tenant.headers), 422, field="cursor"
+        )
+        assert_error(
+            client.get("/api/v1/companies?limit=0", headers=tenant.headers), 422, field="limit"
+        )
+        assert_error(
+            client.get("/api/v1/companies?limit=many", headers=tenant.headers), 422, field="limit"
+        )
 
 
 class TestIsolation:
@@ -91,7 +115,10 @@ class TestIsolation:
         assert_error(client.patch(url, json={"name": "Mine"}, headers=tenant.headers), 404)
         assert_error(client.delete(url, headers=tenant.headers), 404)
         assert table_counts(uow_factory) == before
-        assert client.get("/api/v1/companies?q=globex", headers=tenant.headers).get_json()["items"] == []
+        assert (
+            client.get("/api/v1/companies?q=globex", headers=tenant.headers).get_json()["items"]
+            == []
+        )
         assert client.get("/api/v1/companies", headers=tenant.headers).get_json()["items"] == []
         # The same domain may belong to a company in another organization.
         create(client, tenant, name="Our Secret", domains=["secret.example"])

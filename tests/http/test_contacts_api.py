@@ -31,10 +31,13 @@ def test_create_lookup_update_delete(client: FlaskClient, tenant: Tenant) -> Non
     assert anna["emails"] == ["anna@contoso.com", "anna.k@gmail.com"]
 
     found = client.get("/api/v1/contacts/lookup?email=ANNA.K@gmail.com", headers=tenant.headers)
-    assert found.status_code == 200 and found.get_json()["id"] == anna["id"]
+    assert found.status_code == 200
+    assert found.get_json()["id"] == anna["id"]
 
     url = f"/api/v1/contacts/{anna['id']}"
-    changed = client.patch(url, json={"title": "CFO", "emails": ["anna@contoso.com"]}, headers=tenant.headers)
+    changed = client.patch(
+        url, json={"title": "CFO", "emails": ["anna@contoso.com"]}, headers=tenant.headers
+    )
     assert changed.get_json()["title"] == "CFO"
     assert changed.get_json()["emails"] == ["anna@contoso.com"]
     gone = client.get("/api/v1/contacts/lookup?email=anna.k@gmail.com", headers=tenant.headers)
@@ -49,7 +52,9 @@ def test_list_by_company_and_name(client: FlaskClient, tenant: Tenant) -> None:
     contact(client, tenant, first_name="Anna", last_name="Kowalski", company_id=contoso)
     contact(client, tenant, first_name="Per", last_name="Ølsen", company_id=contoso)
     contact(client, tenant, first_name="Bob", last_name="Smith")
-    items = client.get(f"/api/v1/contacts?company_id={contoso}", headers=tenant.headers).get_json()["items"]
+    items = client.get(f"/api/v1/contacts?company_id={contoso}", headers=tenant.headers).get_json()[
+        "items"
+    ]
     assert [c["name"] for c in items] == ["Anna Kowalski", "Per Ølsen"]
     items = client.get("/api/v1/contacts?q=olsen", headers=tenant.headers).get_json()["items"]
     assert [c["name"] for c in items] == ["Per Ølsen"]
@@ -59,7 +64,9 @@ def test_email_belongs_to_one_contact(client: FlaskClient, tenant: Tenant, uow_f
     contact(client, tenant, first_name="Anna", emails=["anna@contoso.com"])
     before = table_counts(uow_factory)
     response = client.post(
-        "/api/v1/contacts", json={"first_name": "Fake", "emails": ["anna@contoso.com"]}, headers=tenant.headers
+        "/api/v1/contacts",
+        json={"first_name": "Fake", "emails": ["anna@contoso.com"]},
+        headers=tenant.headers,
     )
     assert_error(response, 409, "conflict", field="emails")
     assert table_counts(uow_factory) == before
@@ -76,7 +83,9 @@ def test_invalid_contacts_are_refused(client: FlaskClient, tenant: Tenant, uow_f
     for body, field in cases:
         response = client.post("/api/v1/contacts", json=body, headers=tenant.headers)
         assert_error(response, 422, field=field)
-    assert_error(client.get("/api/v1/contacts/lookup?email=nope", headers=tenant.headers), 422, field="email")
+    assert_error(
+        client.get("/api/v1/contacts/lookup?email=nope", headers=tenant.headers), 422, field="email"
+    )
     assert table_counts(uow_factory) == before
 
 
@@ -90,11 +99,15 @@ def test_other_organizations_contacts_are_invisible(
     assert_error(client.get(url, headers=tenant.headers), 404)
     assert_error(client.patch(url, json={"title": "x"}, headers=tenant.headers), 404)
     assert_error(client.delete(url, headers=tenant.headers), 404)
-    lookup = client.get("/api/v1/contacts/lookup?email=hidden@globex.example", headers=tenant.headers)
+    lookup = client.get(
+        "/api/v1/contacts/lookup?email=hidden@globex.example", headers=tenant.headers
+    )
     assert_error(lookup, 404)
     # Attaching our contact to their company is refused as if the company did not exist.
     response = client.post(
-        "/api/v1/contacts", json={"first_name": "Mine", "company_id": their_company}, headers=tenant.headers
+        "/api/v1/contacts",
+        json={"first_name": "Mine", "company_id": their_company},
+        headers=tenant.headers,
     )
     assert_error(response, 422, "invalid_input", field="company_id")
     assert table_counts(uow_factory) == before

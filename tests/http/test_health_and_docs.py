@@ -83,5 +83,9 @@ def test_docs_page_uses_our_own_script(client: FlaskClient) -> None:
     html = page.get_data(as_text=True)
     assert "/static/vendor/redoc.standalone.js" in html
     script = client.get("/static/vendor/redoc.standalone.js")
-    assert script.status_code == 200 and script.mimetype in ("text/javascript", "application/javascript")
+    assert script.status_code == 200
+    assert script.mimetype in (
+        "text/javascript",
+        "application/javascript",
+    )
     script.close()

@@ -18,7 +18,9 @@ def test_contacts_first_then_domains(client: FlaskClient, tenant: Tenant) -> Non
     contoso = make(client, tenant, "companies", name="Contoso", domains=["contoso.com"])
     fabrikam = make(client, tenant, "companies", name="Fabrikam", domains=["fabrikam.com"])
     # Anna works for Contoso but writes from her private address.
-    anna = make(client, tenant, "contacts", first_name="Anna", emails=["anna@gmail.com"], company_id=contoso)
+    anna = make(
+        client, tenant, "contacts", first_name="Anna", emails=["anna@gmail.com"], company_id=contoso
+    )
     # Someone registered a company for gmail.com: a free-mail domain must still never suggest it.
     make(client, tenant, "companies", name="Gmail fan club", domains=["gmail.com"])
     # ... and nor may our own domain.
@@ -33,13 +35,20 @@ def test_contacts_first_then_domains(client: FlaskClient, tenant: Tenant) -> Non
     )  # fmt: skip
     body = response.get_json()
     assert response.status_code == 200
-    assert [(s["company"]["id"], s["contact_emails"], s["domain_emails"]) for s in body["companies"]] == [
+    assert [
+        (s["company"]["id"], s["contact_emails"], s["domain_emails"]) for s in body["companies"]
+    ] == [
         (contoso, ["anna@gmail.com"], []),
         (fabrikam, [], ["x@fabrikam.com", "y@fabrikam.com"]),
     ]
     assert body["contacts"]["anna@gmail.com"]["id"] == anna
     assert body["internal"] == ["julie@northwind.example"]
-    assert body["unknown"] == ["x@fabrikam.com", "y@fabrikam.com", "bob@gmail.com", "new@unknown.example"]
+    assert body["unknown"] == [
+        "x@fabrikam.com",
+        "y@fabrikam.com",
+        "bob@gmail.com",
+        "new@unknown.example",
+    ]
     assert body["invalid"] == ["not-an-email"]
 
 
@@ -50,12 +59,19 @@ def test_other_organizations_data_never_suggested(
     body = client.post(
         "/api/v1/suggest", json={"emails": ["a@customer.example"]}, headers=tenant.headers
     ).get_json()
-    assert body["companies"] == [] and body["contacts"] == {}
+    assert body["companies"] == []
+    assert body["contacts"] == {}
     assert body["unknown"] == ["a@customer.example"]
 
 
 def test_bad_suggest_requests(client: FlaskClient, tenant: Tenant) -> None:
-    assert_error(client.post("/api/v1/suggest", json={}, headers=tenant.headers), 422, field="emails")
-    assert_error(client.post("/api/v1/suggest", json={"emails": "a@b.c"}, headers=tenant.headers), 422)
+    assert_error(
+        client.post("/api/v1/suggest", json={}, headers=tenant.headers), 422, field="emails"
+    )
+    assert_error(
+        client.post("/api/v1/suggest", json={"emails": "a@b.c"}, headers=tenant.headers), 422
+    )
     too_many = {"emails": [f"u{i}@x.example" for i in range(501)]}
-    assert_error(client.post("/api/v1/suggest", json=too_many, headers=tenant.headers), 422, field="emails")
+    assert_error(
+        client.post("/api/v1/suggest", json=too_many, headers=tenant.headers), 422, field="emails"
+    )

@@ -23,7 +23,9 @@ def empty_database_url(tmp_path: Path, worker_id: str) -> str:
     return f"sqlite:///{tmp_path / 'empty.db'}"
 
 
-def _is_search_index(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
+def _is_search_index(
+    obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any
+) -> bool:
     """Search structures (FTS5 tables, trigram indexes) live only in migration 0002."""
     return not (reflected and compare_to is None and name is not None and "search" in name)
 
@@ -52,7 +54,9 @@ def test_down_to_base_and_up_again(empty_database_url: str) -> None:
     assert left == set()
     command.upgrade(config, "head")
     with engine.connect() as connection:
-        assert {t.name for t in Base.metadata.sorted_tables} <= set(inspect(connection).get_table_names())
+        assert {t.name for t in Base.metadata.sorted_tables} <= set(
+            inspect(connection).get_table_names()
+        )
     engine.dispose()
 
 

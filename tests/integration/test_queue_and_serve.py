@@ -49,20 +49,31 @@ def test_worker_process_runs_queued_jobs(
 ) -> None:
     now = dt.datetime.now(dt.UTC)
     with container.uow() as uow:
-        for key, status, age in [("old-done", "done", 40), ("old-pending", "pending", 40), ("new-done", "done", 1)]:
+        for key, status, age in [
+            ("old-done", "done", 40),
+            ("old-pending", "pending", 40),
+            ("new-done", "done", 1),
+        ]:
             uow.session.add(
                 InboundNotification(
-                    org_id=tenant.org_id, provider="microsoft", dedupe_key=key, mailbox="a@b.example",
-                    payload={}, status=status, received_at=now - dt.timedelta(days=age),
+                    org_id=tenant.org_id,
+                    provider="microsoft",
+                    dedupe_key=key,
+                    mailbox="a@b.example",
+                    payload={},
+                    status=status,
+                    received_at=now - dt.timedelta(days=age),
                 )
-            )  # fmt: skip
+            )
         uow.commit()
 
     env = _env(DATABASE_URL=settings.database_url, INSTANCE_PATH=str(settings.instance_path))
     if settings.redis_url:
         env["REDIS_URL"] = settings.redis_url
     worker = subprocess.Popen(
-        [sys.executable, "-m", "flask", "--app", "wsgi", "worker", "--workers", "1"], cwd=ROOT, env=env
+        [sys.executable, "-m", "flask", "--app", "wsgi", "worker", "--workers", "1"],
+        cwd=ROOT,
+        env=env,
     )
     try:
         result = container.tasks["prune_notifications"]()
@@ -79,10 +90,14 @@ def test_serve_starts_web_and_worker_and_is_ready(tmp_path: Path) -> None:
     port = _free_port()
     log = tmp_path / "serve.log"
     with log.open("wb") as output:
+        command = ["flask", "--app", "wsgi", "serve", "--port", str(port), "--web-workers", "1"]
         server = subprocess.Popen(
-            [sys.executable, "-m", "flask", "--app", "wsgi", "serve", "--port", str(port), "--web-workers", "1"],
-            cwd=ROOT, env=_env(INSTANCE_PATH=str(tmp_path / "instance")), stdout=output, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+            [sys.executable, "-m", *command],
+            cwd=ROOT,
+            env=_env(INSTANCE_PATH=str(tmp_path / "instance")),
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
         try:
             base = f"http://127.0.0.1:{port}"
             ready = None
@@ -95,12 +110,14 @@ def test_serve_starts_web_and_worker_and_is_ready(tmp_path: Path) -> None:
                 except (urllib.error.URLError, OSError):  # not listening yet, or still booting
                     time.sleep(0.3)
             assert ready is not None, log.read_text()
-            assert ready[0] == 200 and ready[1]["status"] == "ready"
+            assert ready[0] == 200
+            assert ready[1]["status"] == "ready"
 
             key = re.search(r"API key \(acts as [^)]+\): (mtc_\S+)", log.read_text())
             assert key, log.read_text()
             request = urllib.request.Request(  # noqa: S310 - loopback
-                f"{base}/api/v1/companies?q=contoso", headers={"Authorization": f"Bearer {key.group(1)}"}
+                f"{base}/api/v1/companies?q=contoso",
+                headers={"Authorization": f"Bearer {key.group(1)}"},
             )
             with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
                 names = [c["name"] for c in json.load(response)["items"]]

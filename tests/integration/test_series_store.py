@@ -41,15 +41,24 @@ def weekly_series(uow_factory: UnitOfWorkFactory, tenant: Tenant, **extra: objec
         return item.activity.id
 
 
-def occurrences(uow_factory: UnitOfWorkFactory, tenant: Tenant, start: dt.datetime, end: dt.datetime):
+def occurrences(
+    uow_factory: UnitOfWorkFactory, tenant: Tenant, start: dt.datetime, end: dt.datetime
+):
     with uow_factory(read_only=True) as uow:
-        page = activities.list_activities(uow, principal(tenant), ActivityFilter(start=start, end=end))
+        page = activities.list_activities(
+            uow, principal(tenant), ActivityFilter(start=start, end=end)
+        )
         return [(i.activity.id, i.start, i.original_start, i.activity.status) for i in page.items]
 
 
 def test_dst_change_keeps_local_time(uow_factory: UnitOfWorkFactory, tenant: Tenant) -> None:
     series = weekly_series(uow_factory, tenant)  # 05:00 New York (EDT) on 2030-10-21
-    got = occurrences(uow_factory, tenant, dt.datetime(2030, 10, 28, tzinfo=UTC), dt.datetime(2030, 11, 12, tzinfo=UTC))
+    got = occurrences(
+        uow_factory,
+        tenant,
+        dt.datetime(2030, 10, 28, tzinfo=UTC),
+        dt.datetime(2030, 11, 12, tzinfo=UTC),
+    )
     # New York leaves summer time on 2030-11-03: 05:00 local is 09:00 UTC before, 10:00 after.
     assert [(i, s) for i, s, _, _ in got] == [
         (series, dt.datetime(2030, 10, 28, 9, tzinfo=UTC)),
@@ -58,7 +67,9 @@ def test_dst_change_keeps_local_time(uow_factory: UnitOfWorkFactory, tenant: Ten
     ]
 
 
-def test_exception_rows_replace_their_occurrence(uow_factory: UnitOfWorkFactory, tenant: Tenant) -> None:
+def test_exception_rows_replace_their_occurrence(
+    uow_factory: UnitOfWorkFactory, tenant: Tenant
+) -> None:
     series = weekly_series(uow_factory, tenant)
     moved_from = dt.datetime(2030, 10, 28, 9, tzinfo=UTC)
     cancelled_at = dt.datetime(2030, 11, 4, 10, tzinfo=UTC)
@@ -69,17 +80,33 @@ def test_exception_rows_replace_their_occurrence(uow_factory: UnitOfWorkFactory,
         ]:
             uow.session.add(
                 Activity(
-                    org_id=tenant.org_id, owner_id=tenant.user_id, subject="Standup", series_id=series,
-                    original_start=original, start_at=start, end_at=start + dt.timedelta(minutes=15),
-                    status=status, time_zone="America/New_York", ical_uid="series-1@example.com",
+                    org_id=tenant.org_id,
+                    owner_id=tenant.user_id,
+                    subject="Standup",
+                    series_id=series,
+                    original_start=original,
+                    start_at=start,
+                    end_at=start + dt.timedelta(minutes=15),
+                    status=status,
+                    time_zone="America/New_York",
+                    ical_uid="series-1@example.com",
                 )
-            )  # fmt: skip
+            )
         uow.commit()
-    got = occurrences(uow_factory, tenant, dt.datetime(2030, 10, 27, tzinfo=UTC), dt.datetime(2030, 11, 12, tzinfo=UTC))
+    got = occurrences(
+        uow_factory,
+        tenant,
+        dt.datetime(2030, 10, 27, tzinfo=UTC),
+        dt.datetime(2030, 11, 12, tzinfo=UTC),
+    )
     assert [(s, o, status) for _, s, o, status in got] == [
         (dt.datetime(2030, 10, 29, 15, tzinfo=UTC), None, "planned"),  # moved: exception row
         (cancelled_at, None, "cancelled"),  # cancelled occurrence shows as such
-        (dt.datetime(2030, 11, 11, 10, tzinfo=UTC), dt.datetime(2030, 11, 11, 10, tzinfo=UTC), "planned"),
+        (
+            dt.datetime(2030, 11, 11, 10, tzinfo=UTC),
+            dt.datetime(2030, 11, 11, 10, tzinfo=UTC),
+            "planned",
+        ),
     ]
     assert all(i != series for i, *_ in got[:2])
 
@@ -89,19 +116,28 @@ def test_exdates_remove_occurrences(uow_factory: UnitOfWorkFactory, tenant: Tena
         uow_factory, tenant, recurrence={"rule": "FREQ=WEEKLY;BYDAY=MO",
                                          "exdates": [dt.datetime(2030, 10, 28, 9, tzinfo=UTC)]}
     )  # fmt: skip
-    got = occurrences(uow_factory, tenant, dt.datetime(2030, 10, 27, tzinfo=UTC), dt.datetime(2030, 11, 5, tzinfo=UTC))
+    got = occurrences(
+        uow_factory,
+        tenant,
+        dt.datetime(2030, 10, 27, tzinfo=UTC),
+        dt.datetime(2030, 11, 5, tzinfo=UTC),
+    )
     assert [s for _, s, _, _ in got] == [dt.datetime(2030, 11, 4, 10, tzinfo=UTC)]
 
 
 def test_one_activity_per_ical_uid(uow_factory: UnitOfWorkFactory, tenant: Tenant) -> None:
     weekly_series(uow_factory, tenant)
-    with pytest.raises(IntegrityError), uow_factory() as uow:
-        weekly_series_again = Activity(
-            org_id=tenant.org_id, subject="dup", start_at=dt.datetime(2030, 1, 1, tzinfo=UTC),
-            end_at=dt.datetime(2030, 1, 1, tzinfo=UTC), ical_uid="series-1@example.com",
-        )  # fmt: skip
-        uow.session.add(weekly_series_again)
-        uow.commit()
+    duplicate = Activity(
+        org_id=tenant.org_id,
+        subject="dup",
+        start_at=dt.datetime(2030, 1, 1, tzinfo=UTC),
+        end_at=dt.datetime(2030, 1, 1, tzinfo=UTC),
+        ical_uid="series-1@example.com",
+    )
+    with uow_factory() as uow:
+        uow.session.add(duplicate)
+        with pytest.raises(IntegrityError):
+            uow.commit()
 
 
 def test_one_exception_row_per_occurrence(uow_factory: UnitOfWorkFactory, tenant: Tenant) -> None:
@@ -117,12 +153,33 @@ def test_one_exception_row_per_occurrence(uow_factory: UnitOfWorkFactory, tenant
     with uow_factory() as uow:
         uow.session.add(exception())
         uow.commit()
-    with pytest.raises(IntegrityError), uow_factory() as uow:
+    with uow_factory() as uow:
         uow.session.add(exception())
-        uow.commit()
+        with pytest.raises(IntegrityError):
+            uow.commit()
 
 
-def test_count_bounded_series_is_not_listed_after_its_end(uow_factory: UnitOfWorkFactory, tenant: Tenant) -> None:
+def test_count_bounded_series_is_not_listed_after_its_end(
+    uow_factory: UnitOfWorkFactory, tenant: Tenant
+) -> None:
     weekly_series(uow_factory, tenant, recurrence={"rule": "FREQ=WEEKLY;BYDAY=MO;COUNT=3"})
-    assert occurrences(uow_factory, tenant, dt.datetime(2030, 11, 10, tzinfo=UTC), dt.datetime(2031, 1, 1, tzinfo=UTC)) == []
-    assert len(occurrences(uow_factory, tenant, dt.datetime(2030, 10, 1, tzinfo=UTC), dt.datetime(2031, 1, 1, tzinfo=UTC))) == 3
+    assert (
+        occurrences(
+            uow_factory,
+            tenant,
+            dt.datetime(2030, 11, 10, tzinfo=UTC),
+            dt.datetime(2031, 1, 1, tzinfo=UTC),
+        )
+        == []
+    )
+    assert (
+        len(
+            occurrences(
+                uow_factory,
+                tenant,
+                dt.datetime(2030, 10, 1, tzinfo=UTC),
+                dt.datetime(2031, 1, 1, tzinfo=UTC),
+            )
+        )
+        == 3
+    )

@@ -9,7 +9,17 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-RUFF = [sys.executable, "-m", "ruff", "check", "--no-cache", "--select", "TID251", "--output-format", "concise"]
+RUFF = [
+    sys.executable,
+    "-m",
+    "ruff",
+    "check",
+    "--no-cache",
+    "--select",
+    "TID251",
+    "--output-format",
+    "concise",
+]
 
 
 @pytest.mark.parametrize(

@@ -31,7 +31,8 @@ def test_api_audience_defaults_to_the_app_id_uri(tmp_path: Path) -> None:
 def test_secret_key_is_generated_once_into_the_instance_folder(tmp_path: Path) -> None:
     first = Settings.from_env({"INSTANCE_PATH": str(tmp_path)}).secret_key
     second = Settings.from_env({"INSTANCE_PATH": str(tmp_path)}).secret_key
-    assert first == second and len(first) >= 32
+    assert first == second
+    assert len(first) >= 32
     assert (tmp_path / "secret_key").stat().st_mode & 0o777 == 0o600
 
 
@@ -61,14 +62,21 @@ def test_every_contract_variable_is_read(tmp_path: Path) -> None:
     }
     s = Settings.from_env(env)
     assert s.database_url == "postgresql+psycopg://crm@db.internal/crm"
-    assert (s.redis_url, s.public_base_url) == ("redis://127.0.0.1:6379/0", "https://crm.example.com")
+    assert (s.redis_url, s.public_base_url) == (
+        "redis://127.0.0.1:6379/0",
+        "https://crm.example.com",
+    )
     assert (s.ms_tenant_id, s.ms_client_id, s.ms_client_secret) == ("tenant", "client", "secret")
-    assert (s.ms_authority_host, s.graph_base_url) == ("https://login.test", "https://graph.test/v1.0")
+    assert (s.ms_authority_host, s.graph_base_url) == (
+        "https://login.test",
+        "https://graph.test/v1.0",
+    )
     assert s.ms_api_audience == "api://crm.example.com/client"
     assert s.addin_id == "0f3b2e8a-55e4-4b4e-9b3e-1b2c3d4e5f60"
     assert s.google_service_account_file == key_file
     assert (s.google_calendar_base_url, s.google_gmail_base_url) == (
-        "https://calendar.test/v3", "https://gmail.test/v1"
+        "https://calendar.test/v3",
+        "https://gmail.test/v1",
     )
     assert s.google_certs_url == "https://certs.test/"
     assert s.google_addon_service_account.startswith("service-1@")  # type: ignore[union-attr]
@@ -115,5 +123,6 @@ def test_log_filter_redacts_tokens() -> None:
     )  # fmt: skip
     _RedactSecrets().filter(record)
     message = record.getMessage()
-    assert "eyJabc" not in message and "SuperSecret" not in message
+    assert "eyJabc" not in message
+    assert "SuperSecret" not in message
     assert message == "auth Bearer [redacted] and mtc_0123456789abcdef_[redacted]"

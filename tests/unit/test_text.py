@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from services.text import email_domain, fold, is_free_mail, is_valid_domain, is_valid_email, normalize_domain
+from services.text import (
+    email_domain,
+    fold,
+    is_free_mail,
+    is_valid_domain,
+    is_valid_email,
+    normalize_domain,
+)
 
 
 @pytest.mark.parametrize(
@@ -29,5 +36,6 @@ def test_domains_and_emails() -> None:
     assert is_valid_email("Anna.K+crm@Contoso.com")
     assert not is_valid_email("anna@contoso")
     assert email_domain("Anna@Contoso.COM") == "contoso.com"
-    assert is_free_mail("GMAIL.com") and is_free_mail("outlook.com")
+    assert is_free_mail("GMAIL.com")
+    assert is_free_mail("outlook.com")
     assert not is_free_mail("contoso.com")
