@@ -90,56 +90,110 @@ class TestAuthentication:
         assert all(secret not in value for value in stored)
 
 
+# Every endpoint that takes a body, with a wrong-typed field and an unknown field for it.
+BODY_ENDPOINTS = [
+    ("POST", "/api/v1/companies", {"name": ["X"]}),
+    ("PATCH", "/api/v1/companies/{company}", {"city": 5}),
+    ("POST", "/api/v1/contacts", {"first_name": {"a": 1}}),
+    ("PATCH", "/api/v1/contacts/{contact}", {"emails": "a@b.example"}),
+    ("POST", "/api/v1/activities", {"kind": "meeting", "start": "soon", "end": "later"}),
+    ("PATCH", "/api/v1/activities/{activity}", {"reminder_minutes": "ten"}),
+    ("POST", "/api/v1/suggest", {"emails": [1, 2]}),
+]
+
+
+@pytest.fixture
+def existing(client: FlaskClient, tenant: Tenant) -> dict[str, int]:
+    """One company, contact and activity of the tenant, for the PATCH endpoints."""
+    h = tenant.headers
+    company = client.post("/api/v1/companies", json={"name": "Contoso"}, headers=h).get_json()
+    contact = client.post("/api/v1/contacts", json={"first_name": "Anna"}, headers=h).get_json()
+    activity = client.post(
+        "/api/v1/activities",
+        json={"kind": "call", "start": "2030-01-01T10:00:00Z", "end": "2030-01-01T10:30:00Z"},
+        headers=h,
+    ).get_json()
+    return {"company": company["id"], "contact": contact["id"], "activity": activity["id"]}
+
+
+def _snapshot(client: FlaskClient, tenant: Tenant, ids: dict[str, int]) -> list[object]:
+    h = tenant.headers
+    return [
+        client.get(f"/api/v1/companies/{ids['company']}", headers=h).get_json(),
+        client.get(f"/api/v1/contacts/{ids['contact']}", headers=h).get_json(),
+        client.get(f"/api/v1/activities/{ids['activity']}", headers=h).get_json(),
+    ]
+
+
+@pytest.mark.parametrize(("method", "url", "wrong_type"), BODY_ENDPOINTS)
 class TestBadInput:
-    def test_malformed_json(
-        self, client: FlaskClient, tenant: Tenant, uow_factory: UnitOfWorkFactory
-    ) -> None:
-        before = table_counts(uow_factory)
-        response = client.post(
-            "/api/v1/companies",
-            data='{"name": "X",',
-            content_type="application/json",
-            headers=tenant.headers,
+    """Each kind of bad body on each endpoint: the right 4xx, the error shape, nothing changed."""
+
+    def _check(
+        self,
+        client: FlaskClient,
+        tenant: Tenant,
+        uow_factory: UnitOfWorkFactory,
+        existing: dict[str, int],
+        method: str,
+        url: str,
+        status: int,
+        code: str,
+        **request: object,
+    ) -> dict[str, object]:
+        before = (table_counts(uow_factory), _snapshot(client, tenant, existing))
+        response = client.open(
+            url.format(**existing), method=method, headers=tenant.headers, **request
         )
-        assert_error(response, 400, "malformed_json")
-        assert table_counts(uow_factory) == before
+        body = assert_error(response, status, code)
+        assert (table_counts(uow_factory), _snapshot(client, tenant, existing)) == before
+        return body
+
+    def test_malformed_json(self, client, tenant, uow_factory, existing, method, url, wrong_type):
+        self._check(
+            client, tenant, uow_factory, existing, method, url, 400, "malformed_json",
+            data='{"name": "X",', content_type="application/json",
+        )  # fmt: skip
 
     def test_wrong_content_type(
-        self, client: FlaskClient, tenant: Tenant, uow_factory: UnitOfWorkFactory
-    ) -> None:
-        before = table_counts(uow_factory)
-        response = client.post(
-            "/api/v1/companies",
-            data="name=X",
-            content_type="application/x-www-form-urlencoded",
-            headers=tenant.headers,
-        )
-        assert_error(response, 415, "unsupported_media_type")
-        assert table_counts(uow_factory) == before
+        self, client, tenant, uow_factory, existing, method, url, wrong_type
+    ):
+        self._check(
+            client, tenant, uow_factory, existing, method, url, 415, "unsupported_media_type",
+            data="name=X", content_type="application/x-www-form-urlencoded",
+        )  # fmt: skip
 
-    def test_unknown_fields_and_wrong_types(
-        self, client: FlaskClient, tenant: Tenant, uow_factory: UnitOfWorkFactory
-    ) -> None:
-        before = table_counts(uow_factory)
-        response = client.post(
-            "/api/v1/companies", json={"name": ["X"], "admin": True}, headers=tenant.headers
-        )
-        body = assert_error(response, 422, "validation_error")
-        assert body["errors"] == {"name": ["Not a valid string."], "admin": ["Unknown field."]}
-        assert_error(client.post("/api/v1/companies", json=["X"], headers=tenant.headers), 422)
-        assert table_counts(uow_factory) == before
+    def test_wrong_types(self, client, tenant, uow_factory, existing, method, url, wrong_type):
+        body = self._check(
+            client, tenant, uow_factory, existing, method, url, 422, "validation_error",
+            json=wrong_type,
+        )  # fmt: skip
+        assert set(wrong_type) & set(body["errors"])
+
+    def test_unknown_fields(self, client, tenant, uow_factory, existing, method, url, wrong_type):
+        body = self._check(
+            client, tenant, uow_factory, existing, method, url, 422, "validation_error",
+            json={"is_admin": True},
+        )  # fmt: skip
+        assert body["errors"]["is_admin"] == ["Unknown field."]
+
+    def test_not_an_object(self, client, tenant, uow_factory, existing, method, url, wrong_type):
+        self._check(
+            client, tenant, uow_factory, existing, method, url, 422, "validation_error",
+            json=["a", "list"],
+        )  # fmt: skip
 
     def test_oversized_body(
-        self, client: FlaskClient, tenant: Tenant, uow_factory: UnitOfWorkFactory, app: Flask
-    ) -> None:
-        before = table_counts(uow_factory)
+        self, client, tenant, uow_factory, existing, method, url, wrong_type, app
+    ):
         huge = '{"name": "' + "x" * (app.config["MAX_CONTENT_LENGTH"] + 10) + '"}'
-        response = client.post(
-            "/api/v1/companies", data=huge, content_type="application/json", headers=tenant.headers
-        )
-        assert_error(response, 413, "payload_too_large")
-        assert table_counts(uow_factory) == before
+        self._check(
+            client, tenant, uow_factory, existing, method, url, 413, "payload_too_large",
+            data=huge, content_type="application/json",
+        )  # fmt: skip
 
+
+class TestOtherErrors:
     def test_unknown_route_and_method(self, client: FlaskClient, tenant: Tenant) -> None:
         assert_error(client.get("/api/v1/nothing-here", headers=tenant.headers), 404, "not_found")
         assert_error(client.put("/api/v1/companies", json={}, headers=tenant.headers), 405)
