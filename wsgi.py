@@ -318,7 +318,7 @@ def revoke_api_key(key_id: int) -> None:
 
 
 def _run_import(kind: str, path: Path, org: str | None) -> None:
-    with _container().uow() as uow:
+    with _container().uow(read_only=True) as uow:
         org_id = _org_id(uow, org)
     with path.open(newline="", encoding="utf-8-sig") as handle:
         total = max(sum(1 for _ in handle) - 1, 0)

@@ -272,7 +272,9 @@ def _set_recurrence(activity: Activity, pending: _Pending) -> None:
         raise InvalidInput.field("recurrence.rule", str(error)) from None
     zone = activity.time_zone
     local_start = _local(activity.start_at, zone).replace(microsecond=0)
-    exdates = sorted({_local(e, zone) if e.tzinfo else e for e in pending.exdates})
+    # All-day dates are floating: an aware exdate names its UTC date (see services.recurrence).
+    exdate_zone = "UTC" if activity.all_day else zone
+    exdates = sorted({_local(e, exdate_zone) if e.tzinfo else e for e in pending.exdates})
     series = recurrence.Series(
         rrule=pending.rule,
         start=local_start,

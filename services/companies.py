@@ -14,6 +14,12 @@ from services.text import fold, is_valid_domain, normalize_domain
 from services.unit_of_work import UnitOfWork
 
 EDITABLE_FIELDS = ("name", "website", "phone", "city", "country", "notes")
+SORT_NAME_LENGTH = Company.sort_name.type.length or 200
+
+
+def sort_key(name: str) -> str:
+    """The folded name; folding can lengthen a name (ß -> ss), the column cannot."""
+    return fold(name)[:SORT_NAME_LENGTH]
 
 
 def get_company(uow: UnitOfWork, org_id: int, company_id: int) -> Company:
@@ -65,7 +71,7 @@ def create_company(
     unknown = set(fields) - set(EDITABLE_FIELDS)
     if unknown:
         raise TypeError(f"unknown company fields: {sorted(unknown)}")
-    company = Company(org_id=org_id, name=name, sort_name=fold(name), **fields)
+    company = Company(org_id=org_id, name=name, sort_name=sort_key(name), **fields)
     company.domains = [CompanyDomain(org_id=org_id, domain=d) for d in clean]
     uow.session.add(company)
     uow.flush()
@@ -87,7 +93,7 @@ def update_company(
             ]
         elif field == "name":
             company.name = _check_name(value)
-            company.sort_name = fold(company.name)
+            company.sort_name = sort_key(company.name)
         elif field in EDITABLE_FIELDS:
             setattr(company, field, value)
         else:

@@ -81,9 +81,11 @@ def _apply(uow: UnitOfWork, org_id: int, contact: Contact, changes: Mapping[str,
             "a contact needs a name or an e-mail address",
             errors={"first_name": ["a contact needs a name or an e-mail address"]},
         )
-    contact.sort_name = fold(f"{contact.last_name} {contact.first_name}")
-    if not contact.sort_name and contact.emails:
-        contact.sort_name = contact.emails[0].email
+    sort_name = fold(f"{contact.last_name} {contact.first_name}")
+    if not sort_name and contact.emails:
+        sort_name = contact.emails[0].email
+    # Folding can lengthen a name (ß -> ss) and an address can be longer than the column.
+    contact.sort_name = sort_name[: Contact.sort_name.type.length]
 
 
 def create_contact(uow: UnitOfWork, org_id: int, fields: Mapping[str, Any]) -> Contact:

@@ -590,8 +590,10 @@ def _exdate_sets(
     instants: set[datetime] = set()
     for exdate in exdates:
         if all_day:
+            # All-day occurrences are reported as UTC midnights of their dates, so an aware
+            # exdate names the date it has in UTC, whatever the series' zone.
             if exdate.tzinfo is not None:
-                exdate = exdate.astimezone(zone)
+                exdate = exdate.astimezone(UTC)
             local.add(datetime.combine(exdate.date(), _MIDNIGHT))
         elif exdate.tzinfo is None:
             local.add(exdate.replace(microsecond=0, fold=0))

@@ -22,8 +22,19 @@ from services.tables import (
     TaskStatus,
     Visibility,
 )
+from services.text import is_valid_email
 
 MAX_PAGE = 500
+
+
+def _email(value: str) -> None:
+    """The same address rule as the importer and the services (services.text.is_valid_email)."""
+    if not is_valid_email(value):
+        raise ValidationError("Not a valid email address.")
+
+
+def email_field(**kwargs: Any) -> fields.String:
+    return fields.String(validate=[validate.Length(max=320), _email], **kwargs)
 
 
 def _choices(kind: Any) -> validate.OneOf:
@@ -127,7 +138,7 @@ class ContactIn(Schema):
     title = fields.String(validate=validate.Length(max=200))
     phone = fields.String(validate=validate.Length(max=64))
     company_id = fields.Integer(allow_none=True, strict=True)
-    emails = fields.List(fields.Email(), validate=validate.Length(max=20))
+    emails = fields.List(email_field(), validate=validate.Length(max=20))
 
 
 class ContactOut(Schema):
@@ -149,7 +160,7 @@ class ContactListArgs(PageArgs):
 
 
 class ContactLookupArgs(Schema):
-    email = fields.Email(required=True)
+    email = email_field(required=True)
 
 
 class ContactPage(Schema):
@@ -161,7 +172,7 @@ class ContactPage(Schema):
 
 
 class ParticipantIn(Schema):
-    email = fields.Email(required=True)
+    email = email_field(required=True)
     name = fields.String(validate=validate.Length(max=200))
     role = fields.String(validate=_choices(ParticipantRole))
     response = fields.String(validate=_choices(Response))

@@ -123,3 +123,19 @@ class TestIsolation:
         # The same domain may belong to a company in another organization.
         create(client, tenant, name="Our Secret", domains=["secret.example"])
         assert client.get(url, headers=other_tenant.headers).get_json()["name"] == "Globex Secret"
+
+
+def test_longest_names_fit_even_when_folding_lengthens_them(
+    client: FlaskClient, tenant: Tenant
+) -> None:
+    name = "ß" * 200  # folds to 400 characters
+    made = create(client, tenant, name=name)
+    assert made["name"] == name
+    found = client.get("/api/v1/companies?q=ssss", headers=tenant.headers).get_json()["items"]
+    assert [c["id"] for c in found] == [made["id"]]
+    contact = client.post(
+        "/api/v1/contacts",
+        json={"first_name": "ß" * 120, "last_name": "ß" * 120},
+        headers=tenant.headers,
+    )
+    assert contact.status_code == 201

@@ -183,3 +183,30 @@ def test_count_bounded_series_is_not_listed_after_its_end(
         )
         == 3
     )
+
+
+def test_all_day_exdate_west_of_utc(uow_factory: UnitOfWorkFactory, tenant: Tenant) -> None:
+    with uow_factory() as uow:
+        activities.create_activity(
+            uow,
+            principal(tenant),
+            {
+                "kind": "visit",
+                "start": dt.datetime(2024, 3, 4, tzinfo=UTC),
+                "end": dt.datetime(2024, 3, 5, tzinfo=UTC),
+                "all_day": True,
+                "time_zone": "America/Los_Angeles",
+                "recurrence": {
+                    "rule": "FREQ=WEEKLY;BYDAY=MO",
+                    "exdates": [dt.datetime(2024, 3, 11, tzinfo=UTC)],
+                },
+            },
+        )
+        uow.commit()
+    got = occurrences(
+        uow_factory,
+        tenant,
+        dt.datetime(2024, 3, 1, tzinfo=UTC),
+        dt.datetime(2024, 3, 20, tzinfo=UTC),
+    )
+    assert [s.date() for _, s, _, _ in got] == [dt.date(2024, 3, 4), dt.date(2024, 3, 18)]

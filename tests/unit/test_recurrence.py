@@ -787,3 +787,19 @@ def test_fast_forward_matches_full_iteration(
     for window_start, window_end in windows:
         expected = reference_expand(series, reference_rule, window_start, window_end)
         assert expand(series, window_start, window_end) == expected
+
+
+def test_all_day_aware_exdate_names_its_utc_date_west_of_utc() -> None:
+    series = Series(
+        rrule="FREQ=WEEKLY;BYDAY=MO",
+        start=datetime(2024, 3, 4),
+        duration=timedelta(days=1),
+        time_zone="America/Los_Angeles",
+        exdates=frozenset({datetime(2024, 3, 11, tzinfo=UTC)}),
+        all_day=True,
+    )
+    got = expand(series, datetime(2024, 3, 1, tzinfo=UTC), datetime(2024, 3, 20, tzinfo=UTC))
+    assert [o.start for o in got] == [
+        datetime(2024, 3, 4, tzinfo=UTC),
+        datetime(2024, 3, 18, tzinfo=UTC),
+    ]
