@@ -271,7 +271,9 @@ def _set_recurrence(activity: Activity, pending: _Pending) -> None:
     except recurrence.InvalidRecurrence as error:
         raise InvalidInput.field("recurrence.rule", str(error)) from None
     zone = activity.time_zone
-    local_start = _local(activity.start_at, zone).replace(microsecond=0)
+    # All-day dates float: the stored UTC midnight *is* the date, in every zone.
+    anchor_zone = "UTC" if activity.all_day else zone
+    local_start = _local(activity.start_at, anchor_zone).replace(microsecond=0)
     # All-day dates are floating: an aware exdate names its UTC date (see services.recurrence).
     exdate_zone = "UTC" if activity.all_day else zone
     exdates = sorted({_local(e, exdate_zone) if e.tzinfo else e for e in pending.exdates})
@@ -487,3 +489,14 @@ def _overridden_occurrences(uow: UnitOfWork, series_ids: list[int]) -> dict[int,
             if series_id is not None and original_start is not None:
                 result.setdefault(series_id, set()).add(original_start)
     return result
+
+
+def store_recurrence(
+    activity: Activity, rule: str | None, exdates: Iterable[dt.datetime] = ()
+) -> None:
+    """Set (or, with no rule, clear) a series' rule exactly as the API stores it.
+
+    For services outside this module (services.sync). Aware exdates are instants, naive ones
+    wall-clock starts in the series' zone. Raises InvalidInput for a rule the store refuses.
+    """
+    _set_recurrence(activity, _Pending(rule, list(exdates), touched=True))

@@ -582,10 +582,9 @@ def _series_plan(series: Series) -> _Plan:
 
 @functools.lru_cache(maxsize=1024)
 def _exdate_sets(
-    exdates: frozenset[datetime], time_zone: str, all_day: bool
+    exdates: frozenset[datetime], all_day: bool
 ) -> tuple[frozenset[datetime], frozenset[datetime]]:
     """Split EXDATEs into naive local starts and aware instants, as occurrences are matched."""
-    zone = _zone(time_zone)
     local: set[datetime] = set()
     instants: set[datetime] = set()
     for exdate in exdates:
@@ -640,9 +639,7 @@ def expand(
     if not local:
         return []
     excluded, excluded_instants = (
-        _exdate_sets(series.exdates, series.time_zone, series.all_day)
-        if series.exdates
-        else _NO_EXDATES
+        _exdate_sets(series.exdates, series.all_day) if series.exdates else _NO_EXDATES
     )
     utcoffset = plan.zone.utcoffset
     found: list[Occurrence] = []
