@@ -9,6 +9,8 @@ from typing import Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import Select, and_, false, or_, select
+from sqlalchemy.orm import contains_eager, lazyload
+from sqlalchemy.orm.attributes import set_committed_value
 
 from services import recurrence
 from services.auth import Principal
@@ -448,31 +450,69 @@ def _list_range(
         )
         .order_by(Activity.start_at, Activity.id)
         .limit(limit + 1)
+        .options(*_WITHOUT_DETAILS, lazyload(Activity.recurrence))
     )
-    items = [_view(principal, a) for a in uow.session.scalars(singles_stmt)]
+    items = []
+    for activity in uow.session.scalars(singles_stmt):
+        set_committed_value(activity, "recurrence", None)  # the query keeps only non-series
+        items.append(_view(principal, activity))
+    # Nothing that starts after the first single beyond the page can make it onto the page.
+    horizon = min(end, items[limit].start + _TICK) if len(items) > limit else end
 
     # Series whose span meets the range, expanded in memory.
     series_stmt = (
-        _filtered(select(Activity, Recurrence), principal, flt)
+        _filtered(select(Activity), principal, flt)
         .join(Recurrence, Recurrence.activity_id == Activity.id)
         .where(
-            Recurrence.first_start < end,
+            Recurrence.first_start < horizon,
             or_(Recurrence.last_end.is_(None), Recurrence.last_end > start),
         )
+        .options(*_WITHOUT_DETAILS, contains_eager(Activity.recurrence))
     )
-    series_rows = uow.session.execute(series_stmt).all()
-    if series_rows:
-        overridden = _overridden_occurrences(uow, [a.id for a, _ in series_rows])
-        for activity, row in series_rows:
+    series = uow.session.scalars(series_stmt).all()
+    if series:
+        overridden = _overridden_occurrences(uow, [a.id for a in series])
+        for activity in series:
+            row = activity.recurrence
+            assert row is not None  # joined above
             masked = _masked(principal, activity)
             for occ in recurrence.expand(
-                series_of(row, activity), start, end, skip=overridden.get(activity.id, ())
+                series_of(row, activity), start, horizon, skip=overridden.get(activity.id, ())
             ):
                 item = ActivityItem(activity, occ.start, occ.end, occ.original_start, masked)
                 if after is None or item.sort_key > after:
                     items.append(item)
     items.sort(key=lambda item: item.sort_key)
-    return _page(items, limit)
+    page = _page(items, limit)
+    _load_details(uow, page.items)
+    return page
+
+
+# A range listing can meet thousands of activities; participants and contacts are loaded for
+# the page only (see _load_details), not for everything the range query touched.
+_WITHOUT_DETAILS = (lazyload(Activity.participants), lazyload(Activity.contact_links))
+_TICK = dt.timedelta(microseconds=1)
+
+
+def _load_details(uow: UnitOfWork, items: list[ActivityItem]) -> None:
+    """Load participants and contacts of the visible activities of a page, in a few queries."""
+    visible = {item.activity.id: item.activity for item in items if not item.masked}
+    participants: dict[int, list[Participant]] = {key: [] for key in visible}
+    contacts: dict[int, list[ActivityContact]] = {key: [] for key in visible}
+    ids = sorted(visible)
+    for i in range(0, len(ids), 500):  # stay below SQLite's bound-parameter limit
+        chunk = ids[i : i + 500]
+        for participant in uow.session.scalars(
+            select(Participant).where(Participant.activity_id.in_(chunk)).order_by(Participant.id)
+        ):
+            participants[participant.activity_id].append(participant)
+        for link in uow.session.scalars(
+            select(ActivityContact).where(ActivityContact.activity_id.in_(chunk))
+        ):
+            contacts[link.activity_id].append(link)
+    for key, activity in visible.items():
+        set_committed_value(activity, "participants", participants[key])
+        set_committed_value(activity, "contact_links", contacts[key])
 
 
 def _overridden_occurrences(uow: UnitOfWork, series_ids: list[int]) -> dict[int, set[dt.datetime]]:

@@ -260,8 +260,10 @@ class ParticipantOut(Schema):
 
 
 def _recurrence(item: ActivityItem) -> dict[str, Any] | None:
+    if item.masked:
+        return None
     row = item.activity.recurrence
-    if row is None or item.masked:
+    if row is None:
         return None
     return {"rule": row.rrule, "time_zone": row.time_zone, "exdates": row.exdates}
 

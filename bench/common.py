@@ -1,0 +1,160 @@
+"""Shared benchmark plumbing: a fresh migrated database per backend, timing and result tables."""
+
+from __future__ import annotations
+
+import math
+import os
+import secrets
+import shutil
+import statistics
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+import bootstrap
+import wsgi
+
+SQLITE = "SQLite"
+POSTGRES = "PostgreSQL"
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """Latency figures of one benchmark case on one backend, in milliseconds."""
+
+    benchmark: str
+    backend: str
+    case: str
+    runs: int
+    p50: float
+    p95: float
+    p99: float
+    target_ms: float
+    note: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.p99 <= self.target_ms
+
+
+@dataclass(slots=True)
+class Backend:
+    """A migrated, empty database and the container built on it."""
+
+    name: str
+    url: str
+    container: bootstrap.Container
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.name == POSTGRES
+
+
+def log(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def percentile(samples: list[float], fraction: float) -> float:
+    """Nearest-rank percentile."""
+    ordered = sorted(samples)
+    rank = max(1, math.ceil(fraction * len(ordered)))
+    return ordered[rank - 1]
+
+
+def summarize(
+    benchmark: str,
+    backend: str,
+    case: str,
+    samples_ms: list[float],
+    target_ms: float,
+    note: str = "",
+) -> Result:
+    return Result(
+        benchmark=benchmark,
+        backend=backend,
+        case=case,
+        runs=len(samples_ms),
+        p50=statistics.median(samples_ms),
+        p95=percentile(samples_ms, 0.95),
+        p99=percentile(samples_ms, 0.99),
+        target_ms=target_ms,
+        note=note,
+    )
+
+
+def time_ms(action: Callable[[], object]) -> float:
+    started = time.perf_counter()
+    action()
+    return (time.perf_counter() - started) * 1000
+
+
+def markdown_table(results: list[Result]) -> str:
+    lines = [
+        "| Benchmark | Backend | Case | Runs | p50 ms | p95 ms | p99 ms | Target p99 | Met |",
+        "|---|---|---|---:|---:|---:|---:|---:|:-:|",
+    ]
+    for r in results:
+        lines.append(
+            f"| {r.benchmark} | {r.backend} | {r.case} | {r.runs} | {r.p50:.2f} | {r.p95:.2f} "
+            f"| {r.p99:.2f} | {r.target_ms:g} ms | {'yes' if r.ok else 'NO'} |"
+        )
+    return "\n".join(lines)
+
+
+def _migrate(url: str) -> None:
+    from alembic import command
+
+    command.upgrade(wsgi.alembic_config(url), "head")
+
+
+def _postgres_database(server_url: str, name: str) -> str:
+    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return make_url(server_url).set(database=name).render_as_string(hide_password=False)
+
+
+@contextmanager
+def open_backend(kind: str) -> Iterator[Backend]:
+    """A fresh database migrated to head: a temporary SQLite file, or a new PostgreSQL database
+    on the server named by TEST_DATABASE_URL (tests/backends.sh sets it)."""
+    workdir = Path(tempfile.mkdtemp(prefix="crm-bench-"))
+    server = os.environ.get("TEST_DATABASE_URL")
+    try:
+        if kind == POSTGRES:
+            if not server:
+                raise RuntimeError("PostgreSQL benchmarks need TEST_DATABASE_URL")
+            url = _postgres_database(server, "crm_bench")
+        else:
+            url = f"sqlite:///{workdir / 'crm.db'}"
+        _migrate(url)
+        settings = bootstrap.Settings(
+            database_url=url,
+            instance_path=workdir / "instance",
+            secret_key=secrets.token_urlsafe(32),
+            environment="test",
+        )
+        container = bootstrap.build(settings)
+        try:
+            yield Backend(kind, url, container)
+        finally:
+            container.close()
+    finally:
+        if kind == POSTGRES and server:
+            _drop_database(server, "crm_bench")
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _drop_database(server_url: str, name: str) -> None:
+    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
