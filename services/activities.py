@@ -51,6 +51,12 @@ SIMPLE_FIELDS = (
 _Select = TypeVar("_Select", bound=Select[*tuple[Any, ...]])
 
 
+# Listing order and cursor: (start, activity id, original start of an occurrence). Activities
+# that are not occurrences of a series sort before occurrences at the same start and id.
+SortKey = tuple[dt.datetime, int, dt.datetime]
+NOT_AN_OCCURRENCE = dt.datetime.min.replace(tzinfo=dt.UTC)
+
+
 @dataclass(frozen=True, slots=True)
 class ActivityItem:
     """An activity as one caller may see it; for a series occurrence, start/end are its own."""
@@ -62,8 +68,8 @@ class ActivityItem:
     masked: bool = False  # private activity of someone else: only "busy" is shown
 
     @property
-    def sort_key(self) -> tuple[dt.datetime, int, str]:
-        return (self.start, self.activity.id, _iso(self.original_start))
+    def sort_key(self) -> SortKey:
+        return (self.start, self.activity.id, self.original_start or NOT_AN_OCCURRENCE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +87,7 @@ class ActivityFilter:
 @dataclass(frozen=True, slots=True)
 class Page:
     items: list[ActivityItem]
-    next_after: tuple[dt.datetime, int, str] | None = None
+    next_after: SortKey | None = None
 
 
 @dataclass(slots=True)
@@ -91,10 +97,6 @@ class _Pending:
     rule: str | None = None
     exdates: list[dt.datetime] = field(default_factory=list)
     touched: bool = False
-
-
-def _iso(value: dt.datetime | None) -> str:
-    return value.isoformat() if value is not None else ""
 
 
 def _view(principal: Principal, activity: Activity) -> ActivityItem:
@@ -389,7 +391,7 @@ def list_activities(
     principal: Principal,
     flt: ActivityFilter,
     *,
-    after: tuple[dt.datetime, int, str] | None = None,
+    after: SortKey | None = None,
     limit: int = 100,
 ) -> Page:
     """Activities ordered by start. With a date range, series are expanded into occurrences."""
@@ -398,7 +400,7 @@ def list_activities(
     return _list_range(uow, principal, flt, flt.start, flt.end, after, limit)
 
 
-def _after_clause(after: tuple[dt.datetime, int, str] | None) -> Any:
+def _after_clause(after: SortKey | None) -> Any:
     if after is None:
         return True
     start, last_id, _ = after
@@ -416,7 +418,7 @@ def _list_stored(
     uow: UnitOfWork,
     principal: Principal,
     flt: ActivityFilter,
-    after: tuple[dt.datetime, int, str] | None,
+    after: SortKey | None,
     limit: int,
 ) -> Page:
     stmt = _filtered(select(Activity), principal, flt)
@@ -435,27 +437,37 @@ def _list_range(
     flt: ActivityFilter,
     start: dt.datetime,
     end: dt.datetime,
-    after: tuple[dt.datetime, int, str] | None,
+    after: SortKey | None,
     limit: int,
 ) -> Page:
-    # Single activities and stored exception occurrences overlapping the range.
-    singles_stmt = (
-        _filtered(select(Activity), principal, flt)
-        .outerjoin(Recurrence, Recurrence.activity_id == Activity.id)
-        .where(
-            Recurrence.activity_id.is_(None),
-            Activity.start_at < end,
-            or_(Activity.end_at > start, Activity.start_at >= start),
-            _after_clause(after),
-        )
-        .order_by(Activity.start_at, Activity.id)
-        .limit(limit + 1)
-        .options(*_WITHOUT_DETAILS, lazyload(Activity.recurrence))
+    # Single activities and stored exception occurrences overlapping the range, in two parts
+    # that each use an index: those starting in the range (in order, up to the page), and the
+    # few that started before it and are still running (index-only on org, end, start).
+    singles = _filtered(select(Activity), principal, flt).outerjoin(
+        Recurrence, Recurrence.activity_id == Activity.id
+    )
+    in_range = singles.where(
+        Recurrence.activity_id.is_(None),
+        Activity.start_at >= start,
+        Activity.start_at < end,
+        _after_clause(after),
+    )
+    running = singles.where(
+        Recurrence.activity_id.is_(None),
+        Activity.end_at > start,
+        Activity.start_at < start,
+        _after_clause(after),
     )
     items = []
-    for activity in uow.session.scalars(singles_stmt):
-        set_committed_value(activity, "recurrence", None)  # the query keeps only non-series
-        items.append(_view(principal, activity))
+    for stmt in (in_range, running):
+        ordered = stmt.order_by(Activity.start_at, Activity.id).limit(limit + 1)
+        for activity in uow.session.scalars(
+            ordered.options(*_WITHOUT_DETAILS, lazyload(Activity.recurrence))
+        ):
+            set_committed_value(activity, "recurrence", None)  # the query keeps only non-series
+            items.append(_view(principal, activity))
+    items.sort(key=lambda item: item.sort_key)
+    del items[limit + 1 :]
     # Nothing that starts after the first single beyond the page can make it onto the page.
     horizon = min(end, items[limit].start + _TICK) if len(items) > limit else end
 

@@ -264,6 +264,8 @@ class Activity(Timestamps, Base):
             postgresql_where=text("series_id IS NOT NULL"),
         ),
         Index("ix_activities_org_start", "org_id", "start_at"),
+        # Covers "what started before the range and is still running": an index-only scan.
+        Index("ix_activities_org_end_start", "org_id", "end_at", "start_at"),
         Index("ix_activities_org_company_start", "org_id", "company_id", "start_at"),
         Index("ix_activities_org_owner_start", "org_id", "owner_id", "start_at"),
         CheckConstraint(f"kind IN ({_values(ActivityKind)})", name="kind"),

@@ -7,6 +7,7 @@ from typing import Any
 
 from flask.views import MethodView
 from flask_smorest import Blueprint
+from marshmallow import ValidationError
 
 from addin.api.schemas import (
     ActivityIn,
@@ -47,8 +48,9 @@ class Activities(MethodView):
         )
         after = None
         if args["cursor"]:
+            # The cursor is the last item's sort key; a non-occurrence has no original start.
             start, last_id, original = decode_cursor(args["cursor"], (dt.datetime, int, str))
-            after = (start, last_id, original)
+            after = (start, last_id, _original_start(original))
         with container().uow(read_only=True) as uow:
             page = activities.list_activities(
                 uow, principal(), flt, after=after, limit=args["limit"]
@@ -57,7 +59,8 @@ class Activities(MethodView):
         cursor = None
         if page.next_after is not None:
             start, last_id, original = page.next_after
-            cursor = encode_cursor([start.isoformat(), last_id, original])
+            occurrence = "" if original == activities.NOT_AN_OCCURRENCE else original.isoformat()
+            cursor = encode_cursor([start.isoformat(), last_id, occurrence])
         return {"items": items, "next_cursor": cursor}
 
     @blp.arguments(ActivityIn)
@@ -68,6 +71,18 @@ class Activities(MethodView):
             item = activities.create_activity(uow, principal(), data)
             uow.commit()
             return activity_fields(item)
+
+
+def _original_start(text: str) -> dt.datetime:
+    if not text:
+        return activities.NOT_AN_OCCURRENCE
+    try:
+        value = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise ValidationError({"cursor": ["not a cursor this API issued"]}) from None
+    if value.tzinfo is None:
+        raise ValidationError({"cursor": ["not a cursor this API issued"]})
+    return value
 
 
 @blp.route("/<int:activity_id>")

@@ -56,10 +56,13 @@ def decode_cursor(cursor: str, shape: tuple[type, ...]) -> list[Any]:
         values = json.loads(base64.urlsafe_b64decode(padded.encode()))
         if not isinstance(values, list) or len(values) != len(shape):
             raise ValueError
-        return [
+        decoded = [
             dt.datetime.fromisoformat(v) if kind is dt.datetime else kind(v)
             for v, kind in zip(values, shape, strict=True)
         ]
+        if any(isinstance(v, dt.datetime) and v.tzinfo is None for v in decoded):
+            raise ValueError("naive datetime in cursor")
+        return decoded
     except (ValueError, TypeError, binascii.Error, json.JSONDecodeError):
         raise ValidationError({"cursor": ["not a cursor this API issued"]}) from None
 

@@ -351,3 +351,16 @@ def test_other_organizations_activities_are_invisible(
     assert_error(response, 422, field="owner_id")
     assert table_counts(uow_factory) == before
     assert dt.datetime.fromisoformat(theirs["start"]).tzinfo is not None
+
+
+def test_forged_activity_cursors_are_refused(client: FlaskClient, tenant: Tenant) -> None:
+    from addin.api.schemas import encode_cursor
+
+    query = "start=2030-03-01T00:00:00Z&end=2030-04-01T00:00:00Z&cursor="
+    for forged in (
+        encode_cursor(["2030-03-02T00:00:00+00:00", 1, "yesterday"]),
+        encode_cursor(["2030-03-02T00:00:00+00:00", 1, "2030-03-02T00:00:00"]),
+        encode_cursor(["2030-03-02T00:00:00", 1, ""]),
+    ):
+        response = client.get(f"/api/v1/activities?{query}{forged}", headers=tenant.headers)
+        assert_error(response, 422, field="cursor")

@@ -72,6 +72,7 @@ def test_cursor_round_trip() -> None:
         encode_cursor([1, 2]),
         encode_cursor(["not a date", 1, ""]),
         encode_cursor({"a": 1}),
+        encode_cursor(["2030-01-01T00:00:00", 1, ""]),  # naive: would not compare with aware
     ],  # type: ignore[list-item]
 )
 def test_foreign_cursors_are_a_field_error(cursor: str) -> None:
