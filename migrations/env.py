@@ -7,7 +7,7 @@ from sqlalchemy import Connection
 
 import bootstrap
 from services import tables  # noqa: F401 - registers every table on the metadata
-from services.db import Base, make_engine
+from services.db import Base, include_in_autogenerate, make_engine
 
 config = context.config
 url = config.get_main_option("sqlalchemy.url") or bootstrap.Settings.from_env().database_url
@@ -19,6 +19,7 @@ def _run(connection: Connection) -> None:
         target_metadata=Base.metadata,
         render_as_batch=connection.dialect.name == "sqlite",  # SQLite cannot ALTER most things
         compare_type=True,
+        include_object=include_in_autogenerate,
     )
     with context.begin_transaction():
         context.run_migrations()

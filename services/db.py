@@ -58,6 +58,14 @@ class Base(DeclarativeBase):
     type_annotation_map = {dt.datetime: UtcDateTime()}
 
 
+def include_in_autogenerate(
+    obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any
+) -> bool:
+    """Alembic autogenerate filter: the search structures (FTS5 tables, word tables, expression
+    indexes) exist only in migration 0002, so the models must not propose dropping them."""
+    return not (reflected and compare_to is None and name is not None and "search" in name)
+
+
 def make_engine(url: str, *, echo: bool = False) -> Engine:
     """Create the engine; SQLite gets WAL, foreign keys and a busy timeout on every connection."""
     parsed = make_url(url)

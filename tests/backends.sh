@@ -5,8 +5,10 @@ set -euo pipefail
 
 pg_bin=$(dirname "$(ls /usr/lib/postgresql/*/bin/initdb | sort -V | tail -n 1)")
 workdir=$(mktemp -d /tmp/crm-backends.XXXXXX)
-pg_port=${TEST_PG_PORT:-54329}
-redis_port=${TEST_REDIS_PORT:-63799}
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+# Free ports unless given, so two runs on one machine do not collide.
+pg_port=${TEST_PG_PORT:-$(free_port)}
+redis_port=${TEST_REDIS_PORT:-$(free_port)}
 
 # PostgreSQL refuses to run as root: use the postgres system user then.
 as_pg=()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
 from alembic import command
@@ -12,7 +11,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, inspect
 
 import wsgi
-from services.db import Base, make_engine
+from services.db import Base, include_in_autogenerate, make_engine
 from tests.conftest import TEST_DATABASE_URL, _postgres_database
 
 
@@ -23,19 +22,12 @@ def empty_database_url(tmp_path: Path, worker_id: str) -> str:
     return f"sqlite:///{tmp_path / 'empty.db'}"
 
 
-def _is_search_index(
-    obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any
-) -> bool:
-    """Search structures (FTS5 tables, trigram indexes) live only in migration 0002."""
-    return not (reflected and compare_to is None and name is not None and "search" in name)
-
-
 def test_up_from_empty_matches_the_models(empty_database_url: str) -> None:
     command.upgrade(wsgi.alembic_config(empty_database_url), "head")
     engine = create_engine(empty_database_url)
     with engine.connect() as connection:
         context = MigrationContext.configure(
-            connection, opts={"compare_type": True, "include_object": _is_search_index}
+            connection, opts={"compare_type": True, "include_object": include_in_autogenerate}
         )
         differences = compare_metadata(context, Base.metadata)
         tables = set(inspect(connection).get_table_names())
