@@ -803,3 +803,205 @@ def test_all_day_aware_exdate_names_its_utc_date_west_of_utc() -> None:
         datetime(2024, 3, 4, tzinfo=UTC),
         datetime(2024, 3, 18, tzinfo=UTC),
     ]
+
+
+# --------------------------------------------------------------------------- arithmetic fast path
+
+
+FAST_RULES = [
+    "FREQ=DAILY;BYDAY=MO,TU,WE,TH,FR",
+    "FREQ=DAILY",
+    "FREQ=DAILY;INTERVAL=3;BYDAY=SA,SU;UNTIL=20300101T000000Z",
+    "FREQ=WEEKLY;BYDAY=MO",
+    "FREQ=WEEKLY;BYDAY=TU,TH",
+    "FREQ=WEEKLY;INTERVAL=2;BYDAY=FR",
+    "FREQ=WEEKLY;INTERVAL=2;BYDAY=TU,SU;WKST=SU;UNTIL=20300101",
+    "FREQ=WEEKLY",
+    "FREQ=MONTHLY;BYMONTHDAY=1",
+    "FREQ=MONTHLY;BYMONTHDAY=-1;INTERVAL=2",
+    "FREQ=MONTHLY;BYDAY=2WE",
+    "FREQ=MONTHLY;BYDAY=-1FR",
+    "FREQ=MONTHLY",
+]
+
+
+@pytest.mark.parametrize("rule", FAST_RULES)
+def test_common_rules_take_the_arithmetic_path(rule: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    series = Series(rule, datetime(2024, 3, 5, 9, 30), HOUR, "Europe/Oslo")
+    assert recurrence._fast_path_supported(recurrence._parse(rule))
+    assert recurrence._series_plan(series).arithmetic is not None
+
+    def no_dateutil(plan: object, dtstart: datetime) -> rrule:
+        raise AssertionError("dateutil path taken")
+
+    # A silent fallback to dateutil would go through _Plan.build.
+    monkeypatch.setattr(recurrence._Plan, "build", no_dateutil)
+    assert expand(series, utc(2026, 1, 1), utc(2026, 3, 1))
+
+
+@pytest.mark.parametrize(
+    "rule",
+    [
+        "FREQ=DAILY;COUNT=5",
+        "FREQ=WEEKLY;BYDAY=MO;COUNT=5",
+        "FREQ=MONTHLY;BYDAY=2WE;COUNT=5",
+        "FREQ=DAILY;BYMONTH=1",
+        "FREQ=DAILY;BYMONTHDAY=1",
+        "FREQ=DAILY;BYHOUR=9,10",
+        "FREQ=WEEKLY;BYDAY=MO;BYMINUTE=15",
+        "FREQ=WEEKLY;BYDAY=MO,TU;BYSETPOS=1",
+        "FREQ=MONTHLY;BYDAY=MO",
+        "FREQ=MONTHLY;BYDAY=MO,2TU",
+        "FREQ=MONTHLY;BYMONTHDAY=1;BYDAY=MO",
+        "FREQ=MONTHLY;BYDAY=MO,TU,WE,TH,FR;BYSETPOS=-1",
+        "FREQ=YEARLY",
+    ],
+)
+def test_other_rules_use_dateutil(rule: str) -> None:
+    assert not recurrence._fast_path_supported(recurrence._parse(rule))
+    plan = recurrence._plan(rule, datetime(2024, 3, 5, 9, 30), "UTC", False)
+    assert plan.arithmetic is None
+
+
+FAST_ZONES = [
+    "UTC",
+    "Europe/Oslo",
+    "Europe/London",
+    "America/New_York",
+    "America/Los_Angeles",
+    "America/Sao_Paulo",
+    "America/Santiago",
+    "Asia/Kolkata",
+    "Australia/Sydney",
+    "Australia/Lord_Howe",
+    "Pacific/Auckland",
+]
+
+
+@st.composite
+def fast_series_and_windows(
+    draw: st.DrawFn,
+) -> tuple[Series, str, list[tuple[datetime, datetime]]]:
+    """A series with a rule the arithmetic path takes, its dateutil reference rule, windows."""
+    freq = draw(st.sampled_from(["DAILY", "WEEKLY", "MONTHLY"]))
+    all_day = draw(st.integers(0, 5)) == 0
+    zone_name = draw(st.sampled_from(FAST_ZONES))
+    parts = [f"FREQ={freq}"]
+    interval = draw(st.integers(1, 4))
+    if interval > 1 or draw(st.booleans()):
+        parts.append(f"INTERVAL={interval}")
+    if freq == "MONTHLY":
+        kind = draw(st.sampled_from(["none", "monthday", "nweekday"]))
+        if kind == "monthday":
+            values = st.sampled_from([1, 2, 15, 28, 29, 30, 31, -1, -2, -28, -31])
+            monthdays = draw(st.lists(values, min_size=1, max_size=2, unique=True))
+            parts.append(f"BYMONTHDAY={','.join(map(str, monthdays))}")
+        elif kind == "nweekday":
+            ordinals = st.sampled_from([1, 2, 3, 4, 5, -1, -2, -4, -5])
+            days = draw(st.lists(st.sampled_from(WEEKDAYS), min_size=1, max_size=2, unique=True))
+            parts.append("BYDAY=" + ",".join(f"{draw(ordinals)}{day}" for day in days))
+    elif draw(st.integers(0, 3)):
+        days = draw(st.lists(st.sampled_from(WEEKDAYS), min_size=1, max_size=7, unique=True))
+        parts.append("BYDAY=" + ",".join(days))
+    if draw(st.booleans()):
+        parts.append(f"WKST={draw(st.sampled_from(WEEKDAYS))}")
+
+    start_day = draw(st.dates(date(2015, 1, 1), date(2030, 12, 31)))
+    times = [time(0, 0), time(0, 30), time(1, 30), time(2, 30), time(3, 0), time(9, 15)]
+    start_time = time() if all_day else draw(st.sampled_from([*times, time(23, 59, 59)]))
+    start = datetime.combine(start_day, start_time)
+    zone = ZoneInfo(zone_name) if zone_name != "UTC" else UTC
+
+    reference_parts = list(parts)
+    end = draw(st.sampled_from(["none", "until_z", "until_date", "until_local"]))
+    horizon = 4000
+    if end != "none":
+        until = start + timedelta(
+            days=draw(st.integers(-3, 3000)), minutes=draw(st.integers(-60, 1439))
+        )
+        if end == "until_z":
+            until_utc = until.replace(tzinfo=UTC)
+            parts.append(f"UNTIL={until_utc:%Y%m%dT%H%M%S}Z")
+            local = until if all_day else until_utc.astimezone(zone).replace(tzinfo=None)
+            reference_parts.append(f"UNTIL={local:%Y%m%dT%H%M%S}")
+        elif end == "until_date":
+            parts.append(f"UNTIL={until:%Y%m%d}")
+            reference_parts.append(f"UNTIL={until:%Y%m%d}T235959")
+        else:
+            parts.append(f"UNTIL={until:%Y%m%dT%H%M%S}")
+            reference_parts.append(f"UNTIL={until:%Y%m%dT%H%M%S}")
+
+    durations = [DAY, 3 * DAY] if all_day else [timedelta(0), timedelta(minutes=30), HOUR, DAY]
+    series = Series(
+        ";".join(parts), start, draw(st.sampled_from(durations)), zone_name, all_day=all_day
+    )
+    windows = []
+    for _ in range(draw(st.integers(1, 3))):
+        if draw(st.booleans()):
+            # Around the DST changes of most zones (March/April, September to November).
+            year = start.year + draw(st.integers(-1, 8))
+            month = draw(st.sampled_from([3, 4, 9, 10, 11]))
+            window_start = datetime(
+                year, month, draw(st.integers(1, 28)), draw(st.integers(0, 23)), tzinfo=UTC
+            )
+        else:
+            offset = timedelta(
+                days=draw(st.integers(-400, horizon)), minutes=draw(st.integers(0, 1439))
+            )
+            window_start = (start + offset).replace(tzinfo=UTC)
+        length = draw(st.sampled_from([HOUR, DAY, 7 * DAY, 31 * DAY, 92 * DAY, 400 * DAY]))
+        windows.append((window_start, window_start + length))
+    return series, ";".join(reference_parts), windows
+
+
+def reference_local_starts(
+    start: datetime, reference_rule: str, low: datetime, high: datetime
+) -> list[datetime]:
+    """Plain dateutil iteration from DTSTART of the naive local starts in ``[low, high]``."""
+    rule = rrulestr(f"RRULE:{reference_rule}", dtstart=start)
+    assert isinstance(rule, rrule)
+    # Bounds dateutil's scan for rules that never match (e.g. BYMONTHDAY=31 every 4 months
+    # from February); it does not change what is generated.
+    recurrence._guard(rule, recurrence._months_guard_limit(start, high))
+    found = []
+    try:
+        for local in rule:
+            if local > high:
+                break
+            if local >= low:
+                found.append(local)
+    except recurrence._Exhausted:
+        pass
+    return found
+
+
+@settings(
+    max_examples=400,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+@given(fast_series_and_windows())
+def test_arithmetic_path_matches_full_dateutil_iteration(
+    case: tuple[Series, str, list[tuple[datetime, datetime]]],
+) -> None:
+    series, reference_rule, windows = case
+    note(f"series={series!r} reference_rule={reference_rule!r}")
+    plan = recurrence._series_plan(series)
+    assert plan.arithmetic is not None
+    for window_start, window_end in windows:
+        # The local starts themselves, before UTC conversion could merge any of them.
+        low = window_start.replace(tzinfo=None) - 2 * DAY
+        high = window_end.replace(tzinfo=None) + 2 * DAY
+        assert plan.local_starts(low, high) == reference_local_starts(
+            plan.start, reference_rule, low, high
+        )
+        expected = reference_expand(series, reference_rule, window_start, window_end)
+        assert expand(series, window_start, window_end) == expected
+    if plan.until is not None:
+        everything = reference_local_starts(plan.start, reference_rule, plan.start, plan.until)
+        last = everything[-1] if everything else None
+        expected_end = (
+            plan.to_utc(plan.start) if last is None else plan.to_utc(last) + series.duration
+        )
+        assert series_end(series) == expected_end
