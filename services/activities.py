@@ -9,8 +9,6 @@ from typing import Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import Select, and_, false, or_, select
-from sqlalchemy.orm import contains_eager, lazyload
-from sqlalchemy.orm.attributes import set_committed_value
 
 from services import recurrence
 from services.auth import Principal
@@ -299,14 +297,21 @@ def _set_recurrence(activity: Activity, pending: _Pending) -> None:
     activity.recurrence = row
 
 
-def series_of(row: Recurrence, activity: Activity) -> recurrence.Series:
+def _series(
+    rule: str,
+    local_start: str,
+    time_zone: str,
+    exdates: list[str],
+    duration: dt.timedelta,
+    all_day: bool,
+) -> recurrence.Series:
     return recurrence.Series(
-        rrule=row.rrule,
-        start=_parse_local(row.local_start),
-        duration=activity.end_at - activity.start_at,
-        time_zone=row.time_zone,
-        exdates=frozenset(_parse_local(s) for s in row.exdates),
-        all_day=activity.all_day,
+        rrule=rule,
+        start=_parse_local(local_start),
+        duration=duration,
+        time_zone=time_zone,
+        exdates=frozenset(_parse_local(s) for s in exdates),
+        all_day=all_day,
     )
 
 
@@ -431,6 +436,20 @@ def _list_stored(
     return _page([_view(principal, a) for a in rows], limit)
 
 
+@dataclass(frozen=True, slots=True)
+class _Slot:
+    """Where an activity or one occurrence falls, known before its row is loaded."""
+
+    activity_id: int
+    start: dt.datetime
+    end: dt.datetime
+    original_start: dt.datetime | None = None
+
+    @property
+    def sort_key(self) -> SortKey:
+        return (self.start, self.activity_id, self.original_start or NOT_AN_OCCURRENCE)
+
+
 def _list_range(
     uow: UnitOfWork,
     principal: Principal,
@@ -440,91 +459,129 @@ def _list_range(
     after: SortKey | None,
     limit: int,
 ) -> Page:
-    # Single activities and stored exception occurrences overlapping the range, in two parts
-    # that each use an index: those starting in the range (in order, up to the page), and the
-    # few that started before it and are still running (index-only on org, end, start).
-    singles = _filtered(select(Activity), principal, flt).outerjoin(
-        Recurrence, Recurrence.activity_id == Activity.id
+    """A range can meet thousands of activities and occurrences; only the page's rows are loaded
+    as full activities. The rest is decided on a few columns."""
+    slots = _single_slots(uow, principal, flt, start, end, after, limit)
+    # Nothing that starts after the first single beyond the page can make it onto the page.
+    horizon = min(end, slots[limit].start + _TICK) if len(slots) > limit else end
+    series = _SeriesInRange(uow, principal, flt, start, horizon)
+    # Busy calendars fill a page in the first days of a month: expand a short stretch first,
+    # and the rest only when the page is not full yet.
+    early = start + (horizon - start) / 8
+    slots += series.slots(start, early, after)
+    if len(slots) <= limit or sum(slot.start < early for slot in slots) <= limit:
+        slots += [slot for slot in series.slots(early, horizon, after) if slot.start >= early]
+    slots.sort(key=lambda slot: slot.sort_key)
+    more = len(slots) > limit
+    slots = slots[:limit]
+    loaded = _load_activities(uow, {slot.activity_id for slot in slots})
+    items = [
+        ActivityItem(
+            loaded[slot.activity_id],
+            slot.start,
+            slot.end,
+            slot.original_start,
+            _masked(principal, loaded[slot.activity_id]),
+        )
+        for slot in slots
+    ]
+    return Page(items=items, next_after=items[-1].sort_key if more else None)
+
+
+def _single_slots(
+    uow: UnitOfWork,
+    principal: Principal,
+    flt: ActivityFilter,
+    start: dt.datetime,
+    end: dt.datetime,
+    after: SortKey | None,
+    limit: int,
+) -> list[_Slot]:
+    """Single activities and stored exception occurrences overlapping the range, in two parts
+    that each use an index: those starting in the range (in order, up to the page), and the
+    few that started before it and are still running (index-only on org, end, start)."""
+    singles = (
+        _filtered(select(Activity.id, Activity.start_at, Activity.end_at), principal, flt)
+        .outerjoin(Recurrence, Recurrence.activity_id == Activity.id)
+        .where(Recurrence.activity_id.is_(None), _after_clause(after))
     )
-    in_range = singles.where(
-        Recurrence.activity_id.is_(None),
-        Activity.start_at >= start,
-        Activity.start_at < end,
-        _after_clause(after),
-    )
-    running = singles.where(
-        Recurrence.activity_id.is_(None),
-        Activity.end_at > start,
-        Activity.start_at < start,
-        _after_clause(after),
-    )
-    items = []
+    in_range = singles.where(Activity.start_at >= start, Activity.start_at < end)
+    running = singles.where(Activity.end_at > start, Activity.start_at < start)
+    slots: list[_Slot] = []
     for stmt in (in_range, running):
         ordered = stmt.order_by(Activity.start_at, Activity.id).limit(limit + 1)
-        for activity in uow.session.scalars(
-            ordered.options(*_WITHOUT_DETAILS, lazyload(Activity.recurrence))
-        ):
-            set_committed_value(activity, "recurrence", None)  # the query keeps only non-series
-            items.append(_view(principal, activity))
-    items.sort(key=lambda item: item.sort_key)
-    del items[limit + 1 :]
-    # Nothing that starts after the first single beyond the page can make it onto the page.
-    horizon = min(end, items[limit].start + _TICK) if len(items) > limit else end
-
-    # Series whose span meets the range, expanded in memory.
-    series_stmt = (
-        _filtered(select(Activity), principal, flt)
-        .join(Recurrence, Recurrence.activity_id == Activity.id)
-        .where(
-            Recurrence.first_start < horizon,
-            or_(Recurrence.last_end.is_(None), Recurrence.last_end > start),
-        )
-        .options(*_WITHOUT_DETAILS, contains_eager(Activity.recurrence))
-    )
-    series = uow.session.scalars(series_stmt).all()
-    if series:
-        overridden = _overridden_occurrences(uow, [a.id for a in series])
-        for activity in series:
-            row = activity.recurrence
-            assert row is not None  # joined above
-            masked = _masked(principal, activity)
-            for occ in recurrence.expand(
-                series_of(row, activity), start, horizon, skip=overridden.get(activity.id, ())
-            ):
-                item = ActivityItem(activity, occ.start, occ.end, occ.original_start, masked)
-                if after is None or item.sort_key > after:
-                    items.append(item)
-    items.sort(key=lambda item: item.sort_key)
-    page = _page(items, limit)
-    _load_details(uow, page.items)
-    return page
+        slots += [
+            _Slot(id_, start_at, end_at) for id_, start_at, end_at in uow.session.execute(ordered)
+        ]
+    slots.sort(key=lambda slot: slot.sort_key)
+    return slots[: limit + 1]
 
 
-# A range listing can meet thousands of activities; participants and contacts are loaded for
-# the page only (see _load_details), not for everything the range query touched.
-_WITHOUT_DETAILS = (lazyload(Activity.participants), lazyload(Activity.contact_links))
+class _SeriesInRange:
+    """The series whose span meets a range, read once, expanded for parts of the range."""
+
+    def __init__(
+        self,
+        uow: UnitOfWork,
+        principal: Principal,
+        flt: ActivityFilter,
+        start: dt.datetime,
+        end: dt.datetime,
+    ) -> None:
+        stmt = (
+            _filtered(
+                select(
+                    Activity.id, Activity.start_at, Activity.end_at, Activity.all_day,
+                    Recurrence.rrule, Recurrence.time_zone, Recurrence.local_start,
+                    Recurrence.exdates,
+                ),
+                principal,
+                flt,
+            )
+            .join(Recurrence, Recurrence.activity_id == Activity.id)
+            .where(
+                Recurrence.first_start < end,
+                or_(Recurrence.last_end.is_(None), Recurrence.last_end > start),
+            )
+        )  # fmt: skip
+        rows = uow.session.execute(stmt).all()
+        self._overridden = _overridden_occurrences(uow, [row.id for row in rows]) if rows else {}
+        self._series = [
+            (
+                row.id,
+                _series(
+                    row.rrule, row.local_start, row.time_zone, row.exdates,
+                    row.end_at - row.start_at, row.all_day,
+                ),
+            )
+            for row in rows
+        ]  # fmt: skip
+
+    def slots(self, start: dt.datetime, end: dt.datetime, after: SortKey | None) -> list[_Slot]:
+        """Occurrences overlapping [start, end) that sort after the cursor."""
+        found: list[_Slot] = []
+        for activity_id, series in self._series:
+            skip = self._overridden.get(activity_id, ())
+            for occ in recurrence.expand(series, start, end, skip=skip):
+                slot = _Slot(activity_id, occ.start, occ.end, occ.original_start)
+                if after is None or slot.sort_key > after:
+                    found.append(slot)
+        return found
+
+
 _TICK = dt.timedelta(microseconds=1)
 
 
-def _load_details(uow: UnitOfWork, items: list[ActivityItem]) -> None:
-    """Load participants and contacts of the visible activities of a page, in a few queries."""
-    visible = {item.activity.id: item.activity for item in items if not item.masked}
-    participants: dict[int, list[Participant]] = {key: [] for key in visible}
-    contacts: dict[int, list[ActivityContact]] = {key: [] for key in visible}
-    ids = sorted(visible)
-    for i in range(0, len(ids), 500):  # stay below SQLite's bound-parameter limit
-        chunk = ids[i : i + 500]
-        for participant in uow.session.scalars(
-            select(Participant).where(Participant.activity_id.in_(chunk)).order_by(Participant.id)
-        ):
-            participants[participant.activity_id].append(participant)
-        for link in uow.session.scalars(
-            select(ActivityContact).where(ActivityContact.activity_id.in_(chunk))
-        ):
-            contacts[link.activity_id].append(link)
-    for key, activity in visible.items():
-        set_committed_value(activity, "participants", participants[key])
-        set_committed_value(activity, "contact_links", contacts[key])
+def _load_activities(uow: UnitOfWork, ids: set[int]) -> dict[int, Activity]:
+    """The page's activities with their recurrence, participants and contacts (selectin)."""
+    ordered = sorted(ids)
+    loaded: dict[int, Activity] = {}
+    for i in range(0, len(ordered), 500):  # stay below SQLite's bound-parameter limit
+        chunk = ordered[i : i + 500]
+        loaded.update(
+            (a.id, a) for a in uow.session.scalars(select(Activity).where(Activity.id.in_(chunk)))
+        )
+    return loaded
 
 
 def _overridden_occurrences(uow: UnitOfWork, series_ids: list[int]) -> dict[int, set[dt.datetime]]:
