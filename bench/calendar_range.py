@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import insert
 
-from bench.common import Backend, Result, log, summarize, time_ms
+from bench.common import Backend, Result, log, settle, summarize, time_ms
 from services import activities, organizations
 from services.activities import ActivityFilter
 from services.auth import Principal, PrincipalKind
@@ -105,6 +105,7 @@ def run(
     rng = random.Random(seed)
     log(f"{backend.name}: loading {users} users, {series} series, {singles:,} meetings")
     principal = _load(backend, rng, users=users, series=series, singles=singles)
+    settle()
     now = _now()
     factory = backend.container.uow
     counts: list[int] = []

@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import text
 
-from bench.common import Backend, Result, log, summarize, time_ms
+from bench.common import Backend, Result, log, settle, summarize, time_ms
 from services import companies, organizations
 from services.text import fold
 
@@ -225,6 +225,7 @@ def run(backend: Backend, *, size: int, queries: int, seed: int = 20261122) -> l
     insert_ms = time_ms(lambda: bulk_insert(backend, big, names))
     bulk_insert(backend, small, small_names)
     log(f"{backend.name}: inserted and indexed in {insert_ms / 1000:.1f} s")
+    settle()
 
     small_label = f"3-letter prefix, org of {len(small_names):,} beside the big one"
     cases = [
