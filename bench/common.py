@@ -15,11 +15,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
-
 import bootstrap
-import wsgi
+from tests.databases import create_postgres_database, drop_postgres_database, migrate
 
 SQLITE = "SQLite"
 POSTGRES = "PostgreSQL"
@@ -116,21 +113,6 @@ def markdown_table(results: list[Result]) -> str:
     return "\n".join(lines)
 
 
-def _migrate(url: str) -> None:
-    from alembic import command
-
-    command.upgrade(wsgi.alembic_config(url), "head")
-
-
-def _postgres_database(server_url: str, name: str) -> str:
-    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    return make_url(server_url).set(database=name).render_as_string(hide_password=False)
-
-
 @contextmanager
 def open_backend(kind: str) -> Iterator[Backend]:
     """A fresh database migrated to head: a temporary SQLite file, or a new PostgreSQL database
@@ -141,10 +123,10 @@ def open_backend(kind: str) -> Iterator[Backend]:
         if kind == POSTGRES:
             if not server:
                 raise RuntimeError("PostgreSQL benchmarks need TEST_DATABASE_URL")
-            url = _postgres_database(server, "crm_bench")
+            url = create_postgres_database(server, "crm_bench")
         else:
             url = f"sqlite:///{workdir / 'crm.db'}"
-        _migrate(url)
+        migrate(url)
         settings = bootstrap.Settings(
             database_url=url,
             instance_path=workdir / "instance",
@@ -158,12 +140,5 @@ def open_backend(kind: str) -> Iterator[Backend]:
             container.close()
     finally:
         if kind == POSTGRES and server:
-            _drop_database(server, "crm_bench")
+            drop_postgres_database(server, "crm_bench")
         shutil.rmtree(workdir, ignore_errors=True)
-
-
-def _drop_database(server_url: str, name: str) -> None:
-    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()

@@ -17,14 +17,14 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import text
 
 import bootstrap
 import wsgi
 from services import auth, organizations
 from services.db import Base
 from services.unit_of_work import UnitOfWorkFactory
+from tests.databases import create_postgres_database, migrate
 
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL")
@@ -35,27 +35,11 @@ def _worker_index(worker_id: str) -> int:
     return int(worker_id.removeprefix("gw")) if worker_id.startswith("gw") else 0
 
 
-def migrate(database_url: str) -> None:
-    from alembic import command
-
-    command.upgrade(wsgi.alembic_config(database_url), "head")
-
-
-def _postgres_database(server_url: str, name: str) -> str:
-    """Create an empty database `name` on the server and return its URL."""
-    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    return make_url(server_url).set(database=name).render_as_string(hide_password=False)
-
-
 @pytest.fixture(scope="session")
 def database_url(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> str:
     """A database migrated to head once per test process."""
     if TEST_DATABASE_URL:
-        url = _postgres_database(TEST_DATABASE_URL, f"crm_test_{worker_id}")
+        url = create_postgres_database(TEST_DATABASE_URL, f"crm_test_{worker_id}")
     else:
         url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'crm.db'}"
     migrate(url)

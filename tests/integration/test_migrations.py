@@ -12,13 +12,14 @@ from sqlalchemy import create_engine, inspect
 
 import wsgi
 from services.db import Base, include_in_autogenerate, make_engine
-from tests.conftest import TEST_DATABASE_URL, _postgres_database
+from tests.conftest import TEST_DATABASE_URL
+from tests.databases import create_postgres_database
 
 
 @pytest.fixture
 def empty_database_url(tmp_path: Path, worker_id: str) -> str:
     if TEST_DATABASE_URL:
-        return _postgres_database(TEST_DATABASE_URL, f"crm_migrations_{worker_id}")
+        return create_postgres_database(TEST_DATABASE_URL, f"crm_migrations_{worker_id}")
     return f"sqlite:///{tmp_path / 'empty.db'}"
 
 

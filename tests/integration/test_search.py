@@ -17,7 +17,8 @@ from services.db import make_engine, make_session_factory
 from services.tables import Company, Organization
 from services.text import fold
 from services.unit_of_work import UnitOfWork, UnitOfWorkFactory
-from tests.conftest import TEST_DATABASE_URL, Tenant, _postgres_database
+from tests.conftest import TEST_DATABASE_URL, Tenant
+from tests.databases import create_postgres_database
 
 
 def create(uow_factory: UnitOfWorkFactory, org_id: int, *names: str) -> list[int]:
@@ -283,7 +284,7 @@ def _search_objects(engine: Engine) -> set[str]:
 
 def test_migration_0002_goes_down_and_up_again(tmp_path: Path, worker_id: str) -> None:
     if TEST_DATABASE_URL:
-        url = _postgres_database(TEST_DATABASE_URL, f"crm_search_migrations_{worker_id}")
+        url = create_postgres_database(TEST_DATABASE_URL, f"crm_search_migrations_{worker_id}")
     else:
         url = f"sqlite:///{tmp_path / 'search.db'}"
     config = wsgi.alembic_config(url)
