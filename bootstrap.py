@@ -6,21 +6,27 @@ No Flask here: the worker and the CLI build the same container as the web app.
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
 import logging
 import os
 import re
 import secrets
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
 from huey import Huey, RedisHuey, SqliteHuey, crontab
+from huey.exceptions import RetryTask
 from sqlalchemy import Engine
 
-from services import jobs
+from services import jobs, mailboxes, metrics
 from services.db import make_engine, make_session_factory
+from services.mailboxes import RetryLater, SyncPolicy
+from services.tables import Provider
 from services.unit_of_work import UnitOfWorkFactory
 
 log = logging.getLogger(__name__)
@@ -53,6 +59,11 @@ class Settings:
     graph_base_url: str = "https://graph.microsoft.com/v1.0"
     ms_api_audience: str | None = None
     addin_id: str | None = None
+    # Watch only this Entra group's members (a mail-enabled security group's object id).
+    ms_watch_group_id: str | None = None
+    graph_max_concurrency: int = 8  # app-wide concurrent Graph requests per process
+    sync_window_past_days: int = 90
+    sync_window_future_days: int = 730
     google_service_account_file: Path | None = None
     google_calendar_base_url: str = "https://www.googleapis.com/calendar/v3"
     google_gmail_base_url: str = "https://gmail.googleapis.com/gmail/v1"
@@ -61,6 +72,17 @@ class Settings:
     google_pubsub_audience: str | None = None
     google_pubsub_service_account: str | None = None
     queue_immediate: bool = False  # run jobs in-process (tests only)
+
+    @property
+    def graph_configured(self) -> bool:
+        return bool(self.ms_tenant_id and self.ms_client_id and self.ms_client_secret)
+
+    @property
+    def sync_policy(self) -> SyncPolicy:
+        return SyncPolicy(
+            window_past=dt.timedelta(days=self.sync_window_past_days),
+            window_future=dt.timedelta(days=self.sync_window_future_days),
+        )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -127,6 +149,12 @@ class Settings:
             graph_base_url=(get("GRAPH_BASE_URL") or defaults.graph_base_url).rstrip("/"),
             ms_api_audience=get("MS_API_AUDIENCE") or _default_audience(public_base_url, env),
             addin_id=get("ADDIN_ID"),
+            ms_watch_group_id=get("MS_WATCH_GROUP_ID"),
+            graph_max_concurrency=_int("GRAPH_MAX_CONCURRENCY", get("GRAPH_MAX_CONCURRENCY"), 8),
+            sync_window_past_days=_int("SYNC_WINDOW_PAST_DAYS", get("SYNC_WINDOW_PAST_DAYS"), 90),
+            sync_window_future_days=_int(
+                "SYNC_WINDOW_FUTURE_DAYS", get("SYNC_WINDOW_FUTURE_DAYS"), 730
+            ),
             google_service_account_file=Path(google_key) if google_key else None,
             google_calendar_base_url=(
                 get("GOOGLE_CALENDAR_BASE_URL") or defaults.google_calendar_base_url
@@ -216,6 +244,65 @@ def make_queue(settings: Settings) -> Huey:
 
 
 @dataclass(slots=True)
+class GraphServices:
+    """The Graph adapters behind services' ports, sharing one HTTP client and token cache."""
+
+    client: Any
+    calendar: Any
+    subscriptions: Any
+    directory: Any
+
+
+def make_graph(settings: Settings, uow: UnitOfWorkFactory) -> GraphServices:
+    """Built on first use: graph/ is imported only by processes that talk to Graph."""
+    from graph.auth import AppTokenProvider
+    from graph.calendar import GraphCalendar
+    from graph.client import GraphClient
+    from graph.subscriptions import GraphDirectory, GraphSubscriptions
+
+    if not settings.graph_configured:
+        raise ConfigError(
+            "Microsoft Graph is not configured: set MS_TENANT_ID, MS_CLIENT_ID and MS_CLIENT_SECRET"
+        )
+    tokens = AppTokenProvider(
+        tenant_id=settings.ms_tenant_id or "",
+        client_id=settings.ms_client_id or "",
+        client_secret=settings.ms_client_secret or "",
+        authority_host=settings.ms_authority_host,
+        graph_base_url=settings.graph_base_url,
+    )
+
+    def count_error(reason: str) -> None:
+        with uow() as unit:
+            metrics.increment(unit, "mtc_provider_errors_total", reason=reason)
+            unit.commit()
+
+    client = GraphClient(
+        base_url=settings.graph_base_url,
+        token=tokens.token,
+        app_limit=settings.graph_max_concurrency,
+        on_error=count_error,
+    )
+    policy = settings.sync_policy
+    base = settings.public_base_url
+    return GraphServices(
+        client=client,
+        calendar=GraphCalendar(
+            client,
+            addin_id=settings.addin_id,
+            window_past=policy.window_past,
+            window_future=policy.window_future,
+        ),
+        subscriptions=GraphSubscriptions(
+            client,
+            notification_url=f"{base}/webhooks/graph/notifications",
+            lifecycle_url=f"{base}/webhooks/graph/lifecycle",
+        ),
+        directory=GraphDirectory(client),
+    )
+
+
+@dataclass(slots=True)
 class Container:
     """Everything built from settings; the web app, the worker and the CLI share it."""
 
@@ -224,20 +311,30 @@ class Container:
     uow: UnitOfWorkFactory
     queue: Huey
     tasks: dict[str, Any]
+    _graph: GraphServices | None = None
+
+    @property
+    def graph(self) -> GraphServices:
+        if self._graph is None:
+            self._graph = make_graph(self.settings, self.uow)
+        return self._graph
 
     def close(self) -> None:
         self.engine.dispose()
 
 
-def _register_tasks(queue: Huey, uow: UnitOfWorkFactory) -> dict[str, Any]:
-    """Huey tasks are thin wrappers: each calls one job function in services/jobs.py."""
+def _register_tasks(queue: Huey, uow: UnitOfWorkFactory, container: Container) -> dict[str, Any]:
+    """Huey tasks are thin wrappers: each calls one job function in services/.
+
+    Huey keeps no result for periodic tasks, so each periodic job is also a plain task that can
+    be enqueued on demand (and awaited); the schedule calls the same function.
+    """
+    policy = container.settings.sync_policy
 
     @queue.periodic_task(crontab(minute="*"), name="heartbeat")
     def heartbeat() -> None:
         queue.put("worker-heartbeat", jobs.now_iso())
 
-    # Huey keeps no result for periodic tasks, so each job is also a plain task that can be
-    # enqueued on demand (and whose result can be awaited); the schedule calls the same function.
     @queue.task(name="prune-notifications")
     def prune_notifications() -> int:
         return jobs.prune_inbound_notifications(uow)
@@ -246,12 +343,140 @@ def _register_tasks(queue: Huey, uow: UnitOfWorkFactory) -> dict[str, Any]:
     def prune_notifications_daily() -> None:
         jobs.prune_inbound_notifications(uow)
 
-    return {"heartbeat": heartbeat, "prune_notifications": prune_notifications}
+    @queue.task(name="sync-mailbox")
+    def sync_mailbox(mailbox_id: int) -> dict[str, Any]:
+        with _retry_later():
+            report = mailboxes.sync_mailbox(
+                uow, container.graph.calendar, mailbox_id, policy=policy
+            )
+        if report.more_pending:
+            sync_mailbox(mailbox_id)
+        return _plain(report)
+
+    @queue.task(name="reconcile-mailbox")
+    def reconcile_mailbox(mailbox_id: int) -> dict[str, Any]:
+        with _retry_later():
+            report = mailboxes.reconcile_mailbox(
+                uow, container.graph.calendar, mailbox_id, policy=policy
+            )
+        return _plain(report)
+
+    @queue.task(name="subscribe-mailbox")
+    def subscribe_mailbox(mailbox_id: int) -> str:
+        """Subscribe, then sync everything once: nothing was announced before the subscription."""
+        with _retry_later():
+            result = mailboxes.ensure_subscription(
+                uow, container.graph.subscriptions, mailbox_id, policy=policy
+            )
+        if result == "created":
+            reconcile_mailbox(mailbox_id)
+        return result
+
+    @queue.task(name="graph-lifecycle")
+    def graph_lifecycle(notification_id: int) -> str:
+        with _retry_later():
+            outcome = mailboxes.handle_lifecycle(
+                uow, container.graph.subscriptions, notification_id, policy=policy
+            )
+        if outcome.reconcile_mailbox_id is not None:
+            reconcile_mailbox(outcome.reconcile_mailbox_id)
+        return outcome.action
+
+    @queue.task(name="renew-subscriptions")
+    def renew_subscriptions() -> list[int]:
+        with _retry_later():
+            gone = mailboxes.renew_subscriptions(
+                uow, container.graph.subscriptions, provider=Provider.MICROSOFT, policy=policy
+            )
+        for mailbox_id in gone:
+            subscribe_mailbox(mailbox_id)
+        return gone
+
+    @queue.task(name="reconcile-all")
+    def reconcile_all() -> int:
+        ids = mailboxes.active_mailbox_ids(uow, Provider.MICROSOFT)
+        for mailbox_id in ids:
+            reconcile_mailbox(mailbox_id)
+        return len(ids)
+
+    @queue.task(name="sweep-notifications")
+    def sweep_notifications(stale_seconds: float = 120) -> list[int]:
+        """Enqueue the syncs a crashed worker or a failed enqueue left behind."""
+        stale_after = dt.timedelta(seconds=stale_seconds)
+        ids = mailboxes.mailboxes_needing_sync(uow, stale_after=stale_after)
+        for mailbox_id in ids:
+            sync_mailbox(mailbox_id)
+        return ids
+
+    @queue.task(name="refresh-mailboxes")
+    def refresh_mailboxes(org_id: int) -> dict[str, Any]:
+        with _retry_later():
+            report = mailboxes.refresh_mailboxes(
+                uow,
+                container.graph.directory,
+                org_id=org_id,
+                provider=Provider.MICROSOFT,
+                group_id=container.settings.ms_watch_group_id,
+            )
+        for external_id in report.to_unsubscribe:
+            container.graph.subscriptions.unsubscribe(external_id)
+        for mailbox_id in report.to_subscribe:
+            subscribe_mailbox(mailbox_id)
+        return _plain(report)
+
+    if container.settings.graph_configured:
+        # Only a deployment connected to Graph has anything to renew or reconcile.
+        @queue.periodic_task(crontab(minute="*"), name="sweep-notifications-periodic")
+        def sweep_periodic() -> None:
+            sweep_notifications.call_local()
+
+        @queue.periodic_task(crontab(minute="17"), name="renew-subscriptions-hourly")
+        def renew_hourly() -> None:
+            renew_subscriptions.call_local()
+
+        @queue.periodic_task(crontab(minute="41"), name="reconcile-all-hourly")
+        def reconcile_hourly() -> None:
+            reconcile_all.call_local()
+
+        @queue.periodic_task(crontab(minute="5", hour="2"), name="refresh-mailboxes-daily")
+        def refresh_daily() -> None:
+            tenant = container.settings.ms_tenant_id or ""
+            org_id = mailboxes.organization_for_tenant(uow, tenant)
+            if org_id is not None:
+                refresh_mailboxes.call_local(org_id)
+
+    return {
+        "heartbeat": heartbeat,
+        "prune_notifications": prune_notifications,
+        "sync_mailbox": sync_mailbox,
+        "reconcile_mailbox": reconcile_mailbox,
+        "subscribe_mailbox": subscribe_mailbox,
+        "graph_lifecycle": graph_lifecycle,
+        "renew_subscriptions": renew_subscriptions,
+        "reconcile_all": reconcile_all,
+        "sweep_notifications": sweep_notifications,
+        "refresh_mailboxes": refresh_mailboxes,
+    }
+
+
+@contextmanager
+def _retry_later() -> Iterator[None]:
+    """services' RetryLater -> Huey's RetryTask: the same task runs again after the delay."""
+    try:
+        yield
+    except RetryLater as later:
+        raise RetryTask(str(later), delay=max(1.0, later.delay)) from later
+
+
+def _plain(report: Any) -> dict[str, Any]:
+    """A job's report as plain values: results are read back by other processes."""
+    return dataclasses.asdict(report)
 
 
 def build(settings: Settings) -> Container:
     engine = make_engine(settings.database_url)
     uow = UnitOfWorkFactory(make_session_factory(engine))
     queue = make_queue(settings)
-    tasks = _register_tasks(queue, uow)
-    return Container(settings=settings, engine=engine, uow=uow, queue=queue, tasks=tasks)
+    container = Container(settings=settings, engine=engine, uow=uow, queue=queue, tasks={})
+    container.tasks.update(_register_tasks(queue, uow, container))
+    return container

@@ -24,6 +24,7 @@ from services import auth, errors, importer, organizations, sample_data
 from services.errors import DomainError
 from services.tables import Organization
 from services.unit_of_work import UnitOfWork
+from webhooks import graph as graph_webhooks
 
 log = logging.getLogger("crm.web")
 
@@ -109,7 +110,12 @@ def _handle_unexpected(error: Exception) -> Response:
 
 
 def _require_json_body() -> None:
-    """A body must be JSON; anything else is a 415 before any parsing."""
+    """A body must be JSON; anything else is a 415 before any parsing.
+
+    Webhooks check their own envelope: Graph's validation handshake posts text/plain.
+    """
+    if request.blueprint and request.blueprint.startswith("webhooks_"):
+        return
     has_body = request.method in ("POST", "PUT", "PATCH") and bool(request.content_length)
     if has_body and not request.is_json:
         raise UnsupportedMediaType("send the body as application/json")
@@ -142,6 +148,7 @@ def create_app(settings: bootstrap.Settings | None = None) -> Flask:
         g.request_id = request.headers.get("X-Request-Id", "")[:64] or uuid.uuid4().hex
 
     init_api(app)  # authenticates API requests: who is asking comes before what they send
+    app.register_blueprint(graph_webhooks.blueprint)
     app.before_request(_require_json_body)
     app.after_request(_security_headers)
     # Registered after flask-smorest's own handler so that ours wins.
@@ -192,6 +199,7 @@ def _container() -> bootstrap.Container:
 def _register_cli(app: Flask) -> None:
     app.cli.add_command(db_group)
     app.cli.add_command(crm_group)
+    app.cli.add_command(graph_group)
     app.cli.add_command(worker_command)
     app.cli.add_command(serve_command)
 
@@ -373,6 +381,83 @@ def load_sample_data() -> None:
         click.echo(f"API key for {result.api_key_user}: {result.api_key}")
 
 
+@click.group("graph", help="Microsoft 365: connect the tenant, sync health, manual syncs.")
+def graph_group() -> None:
+    pass
+
+
+@graph_group.command("connect")
+@click.option("--org", help="Organization id or name.")
+@click.option("--tenant-id", help="Entra tenant id (default: MS_TENANT_ID).")
+@with_appcontext
+def graph_connect(org: str | None, tenant_id: str | None) -> None:
+    """Connect the organization to its tenant, read the mailbox list and subscribe each mailbox.
+
+    Runs in the foreground (the worker only has to be running for later notifications).
+    """
+    from services import mailboxes
+
+    container = _container()
+    if not container.settings.graph_configured:
+        raise click.ClickException(
+            "Microsoft Graph is not configured: set MS_TENANT_ID, MS_CLIENT_ID, MS_CLIENT_SECRET"
+        )
+    with container.uow(read_only=True) as uow:
+        org_id = _org_id(uow, org)
+    tenant = tenant_id or container.settings.ms_tenant_id or ""
+    mailboxes.connect_tenant(container.uow, org_id=org_id, tenant_id=tenant)
+    report = container.tasks["refresh_mailboxes"].call_local(org_id)
+    click.echo(
+        f"tenant {tenant} connected: {report['active']} mailboxes watched "
+        f"({report['added']} new, {report['deactivated']} no longer watched); "
+        f"{len(report['to_subscribe'])} subscriptions queued"
+    )
+
+
+@graph_group.command("health")
+@click.option("--org", help="Organization id or name.")
+@with_appcontext
+def graph_health(org: str | None) -> None:
+    """Per mailbox: subscription expiry, last notification, last sync, last error."""
+    from services import mailboxes
+
+    container = _container()
+    with container.uow(read_only=True) as uow:
+        rows = mailboxes.mailbox_health(uow, _org_id(uow, org))
+
+    def when(moment: Any) -> str:
+        return moment.strftime("%Y-%m-%d %H:%M") if moment else "-"
+
+    click.echo(f"{'mailbox':<36} {'subscription expires':<20} {'last notification':<18} "
+               f"{'last sync':<18} {'pending':>7}  last error")  # fmt: skip
+    for row in rows:
+        name = row.address if row.active else f"{row.address} (not watched)"
+        click.echo(
+            f"{name:<36} {when(row.subscription_expires_at):<20} "
+            f"{when(row.last_notification_at):<18} {when(row.last_sync_at):<18} "
+            f"{row.pending_notifications:>7}  {row.last_error or '-'}"
+        )
+
+
+@graph_group.command("reconcile")
+@click.argument("address", required=False)
+@click.option("--org", help="Organization id or name.")
+@with_appcontext
+def graph_reconcile(address: str | None, org: str | None) -> None:
+    """Queue a delta reconciliation of one mailbox (by address) or of all of them."""
+    from services import mailboxes
+
+    container = _container()
+    with container.uow(read_only=True) as uow:
+        rows = mailboxes.mailbox_health(uow, _org_id(uow, org))
+    chosen = [row for row in rows if row.active and address in (None, row.address)]
+    if address and not chosen:
+        raise click.UsageError(f"no watched mailbox {address!r}")
+    for row in chosen:
+        container.tasks["reconcile_mailbox"](row.mailbox_id)
+    click.echo(f"{len(chosen)} reconciliations queued")
+
+
 @click.command("worker")
 @click.option("--workers", default=2, show_default=True, help="Worker threads.")
 @with_appcontext
@@ -382,6 +467,9 @@ def worker_command(workers: int) -> None:
 
     container = _container()
     log.info("worker.start workers=%s queue=%s", workers, type(container.queue).__name__)
+    if container.settings.graph_configured:
+        # Syncs lost with a previous worker (killed mid-batch) are queued again right away.
+        container.tasks["sweep_notifications"](stale_seconds=0)
     Consumer(container.queue, workers=workers, worker_type="thread", periodic=True).run()
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     CheckConstraint,
     Date,
@@ -403,6 +404,27 @@ class ProviderLink(Base):
     last_synced_at: Mapped[dt.datetime | None] = mapped_column()
 
 
+class Mailbox(Base):
+    """A calendar the service watches: one user's mailbox at one provider (the watch list)."""
+
+    __tablename__ = "mailboxes"
+    __table_args__ = (UniqueConstraint("org_id", "provider", "address"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
+    provider: Mapped[str] = mapped_column(_enum(Provider))
+    address: Mapped[str] = mapped_column(String(320))  # normalised e-mail address
+    external_id: Mapped[str] = mapped_column(String(256))  # the provider's user id
+    display_name: Mapped[str] = mapped_column(String(200), default="")
+    # False once the mailbox left the directory (or the watched group): no subscription, no sync.
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    last_notification_at: Mapped[dt.datetime | None] = mapped_column()
+    # Set when a sync of this mailbox is on the queue and has not started: later notifications
+    # only record themselves, so a burst for one mailbox becomes one sync (coalescing).
+    sync_queued_at: Mapped[dt.datetime | None] = mapped_column()
+
+
 class Subscription(Base):
     """A provider push registration: Graph subscription, Calendar channel or Gmail watch."""
 
@@ -448,12 +470,15 @@ class InboundNotification(Base):
     __table_args__ = (
         UniqueConstraint("provider", "dedupe_key"),
         Index("ix_inbound_notifications_status_received", "status", "received_at"),
+        Index("ix_inbound_notifications_mailbox_status", "org_id", "mailbox", "status"),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     org_id: Mapped[int] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
     provider: Mapped[str] = mapped_column(_enum(Provider))
     dedupe_key: Mapped[str] = mapped_column(String(512))
+    # "change" (an item changed: triggers a sync) or "lifecycle" (about the subscription itself)
+    kind: Mapped[str] = mapped_column(String(16), default="change", server_default="change")
     mailbox: Mapped[str] = mapped_column(String(320))
     subscription_id: Mapped[int | None] = mapped_column(
         ForeignKey("subscriptions.id", ondelete="SET NULL")
@@ -464,3 +489,12 @@ class InboundNotification(Base):
     processed_at: Mapped[dt.datetime | None] = mapped_column()
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class MetricCounter(Base):
+    """A monotonically increasing count shared by every process (web and worker), for /metrics."""
+
+    __tablename__ = "metric_counters"
+
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    value: Mapped[int] = mapped_column(BigInteger, default=0)

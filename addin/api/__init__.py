@@ -5,10 +5,10 @@ from __future__ import annotations
 from flask import Flask, request
 from flask_smorest import Api
 
-from addin.api import activities, companies, contacts, suggest, users
+from addin.api import activities, admin, companies, contacts, suggest, users
 from addin.auth import require_principal
 
-BLUEPRINTS = (companies.blp, contacts.blp, activities.blp, suggest.blp, users.blp)
+BLUEPRINTS = (companies.blp, contacts.blp, activities.blp, suggest.blp, users.blp, admin.blp)
 
 
 def init_api(app: Flask) -> Api:

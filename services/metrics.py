@@ -1,0 +1,119 @@
+"""Counters shared by every process, and the Prometheus text exposition of them.
+
+The web processes count notifications and the worker counts provider errors; Prometheus scrapes
+any web process. So counters live in the database (one row per name and labels), incremented in
+the same transaction as the work they count. Gauges (queue depth, sync lag) are read at scrape
+time. https://prometheus.io/docs/instrumenting/exposition_formats/
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Final
+
+from sqlalchemy import func, select
+from sqlalchemy.dialects import postgresql, sqlite
+
+from services.db import utcnow
+from services.tables import InboundNotification, MetricCounter, NotificationStatus
+from services.unit_of_work import UnitOfWork
+
+__all__ = [
+    "COUNTERS",
+    "Gauge",
+    "counter_name",
+    "increment",
+    "render",
+    "snapshot_counters",
+    "sync_lag_seconds",
+]
+
+# name -> help text. Every counter the product increments is declared here, so /metrics shows
+# each one (at 0) before it first moves.
+COUNTERS: Final[Mapping[str, str]] = {
+    "mtc_notifications_received_total": "Change notifications accepted (clientState verified).",
+    "mtc_notifications_rejected_total": "Change notifications dropped: unknown subscription or "
+    "wrong clientState.",
+    "mtc_provider_errors_total": "Failed provider requests, by reason.",
+    "mtc_sync_runs_total": "Mailbox syncs finished, by kind and result.",
+}
+
+
+def counter_name(name: str, **labels: str) -> str:
+    """`name{label="value",...}` with label values escaped as the exposition format wants."""
+    if name not in COUNTERS:
+        raise ValueError(f"undeclared counter {name!r}")
+    if not labels:
+        return name
+    inner = ",".join(f'{key}="{_escape(value)}"' for key, value in sorted(labels.items()))
+    return f"{name}{{{inner}}}"
+
+
+def increment(uow: UnitOfWork, name: str, by: int = 1, **labels: str) -> None:
+    """Add `by` to a counter inside the caller's transaction (an upsert: one statement)."""
+    if by <= 0:
+        return
+    key = counter_name(name, **labels)
+    dialect = uow.session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = insert(MetricCounter).values(name=key, value=by)
+    statement = statement.on_conflict_do_update(
+        index_elements=[MetricCounter.name],
+        set_={"value": MetricCounter.value + statement.excluded.value},
+    )
+    uow.session.execute(statement)
+
+
+def snapshot_counters(uow: UnitOfWork) -> dict[str, int]:
+    return dict(uow.session.execute(select(MetricCounter.name, MetricCounter.value)).tuples())
+
+
+def sync_lag_seconds(uow: UnitOfWork, *, now: dt.datetime | None = None) -> float:
+    """Age of the oldest notification not yet synced: how far behind the CRM is (0: caught up)."""
+    oldest = uow.session.scalar(
+        select(func.min(InboundNotification.received_at)).where(
+            InboundNotification.status == NotificationStatus.PENDING
+        )
+    )
+    if oldest is None:
+        return 0.0
+    return max(0.0, ((now or utcnow()) - oldest).total_seconds())
+
+
+@dataclass(frozen=True, slots=True)
+class Gauge:
+    name: str
+    help: str
+    value: float
+
+
+def render(counters: Mapping[str, int], gauges: Iterable[Gauge]) -> str:
+    """The Prometheus text format (version 0.0.4) for the counters and gauges."""
+    lines: list[str] = []
+    for name, help_text in COUNTERS.items():
+        lines += [f"# HELP {name} {help_text}", f"# TYPE {name} counter"]
+        series = {key: value for key, value in counters.items() if _base(key) == name}
+        if not any(key == name for key in series) and not any("{" in key for key in series):
+            series[name] = 0
+        lines += [f"{key} {value}" for key, value in sorted(series.items())]
+    for gauge in gauges:
+        lines += [
+            f"# HELP {gauge.name} {gauge.help}",
+            f"# TYPE {gauge.name} gauge",
+            f"{gauge.name} {_number(gauge.value)}",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def _base(key: str) -> str:
+    return key.split("{", 1)[0]
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else f"{value:.3f}"
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")

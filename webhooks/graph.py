@@ -1,0 +1,188 @@
+"""Microsoft Graph change and lifecycle notifications: verify, record, enqueue, 202.
+
+Checks run in a fixed order and the first failure answers: validation handshake; content type
+and size (415, 413); schema (400); each item's clientState against its subscription in constant
+time (items that fail are dropped and logged; none valid is 403). The valid items are recorded
+durably and their mailboxes' syncs enqueued (services.notifications), then 202. No provider call
+and no domain work: Graph wants an answer within 3 seconds and drops slow endpoints.
+
+https://learn.microsoft.com/graph/change-notifications-delivery-webhooks
+https://learn.microsoft.com/graph/change-notifications-lifecycle-events
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any, Final, NoReturn
+
+from flask import Blueprint, Response, current_app, request
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
+from werkzeug.exceptions import (
+    BadRequest,
+    Forbidden,
+    HTTPException,
+    RequestEntityTooLarge,
+    UnsupportedMediaType,
+)
+
+from services.notifications import Incoming, record_notifications
+from services.tables import Provider
+
+__all__ = ["blueprint"]
+
+log = logging.getLogger(__name__)
+
+blueprint = Blueprint("webhooks_graph", __name__, url_prefix="/webhooks/graph")
+
+# Graph batches notifications, but a batch is never near this; anything larger is not Graph.
+MAX_BODY_BYTES: Final = 1024 * 1024
+MAX_ITEMS: Final = 1000
+# Graph's validation tokens are opaque and short; refuse to echo anything unreasonable.
+MAX_VALIDATION_TOKEN_CHARS: Final = 1024
+CHANGE_TYPES: Final = ("created", "updated", "deleted")
+LIFECYCLE_EVENTS: Final = ("reauthorizationRequired", "subscriptionRemoved", "missed")
+
+
+class _ResourceData(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    id = fields.String(required=True, validate=validate.Length(min=1, max=1024))
+    etag = fields.String(data_key="@odata.etag", load_default=None)
+
+
+class _Notification(Schema):
+    """One changeNotification; unknown fields are ignored (Graph adds fields over time)."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    subscriptionId = fields.String(required=True, validate=validate.Length(min=1, max=256))
+    clientState = fields.String(load_default="", validate=validate.Length(max=256))
+    tenantId = fields.String(load_default=None, validate=validate.Length(max=64))
+    subscriptionExpirationDateTime = fields.String(load_default=None)
+
+
+class _Change(_Notification):
+    changeType = fields.String(required=True, validate=validate.OneOf(CHANGE_TYPES))
+    resource = fields.String(required=True, validate=validate.Length(min=1, max=2048))
+    resourceData = fields.Nested(_ResourceData, required=True)
+
+
+class _Lifecycle(_Notification):
+    lifecycleEvent = fields.String(required=True, validate=validate.OneOf(LIFECYCLE_EVENTS))
+
+
+class _Collection(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    value = fields.List(
+        fields.Dict(), required=True, validate=validate.Length(min=1, max=MAX_ITEMS)
+    )
+
+
+_COLLECTION = _Collection()
+_CHANGE = _Change()
+_LIFECYCLE = _Lifecycle()
+
+
+@blueprint.post("/notifications")
+def notifications() -> Response:
+    """The subscriptions' notificationUrl."""
+    return _receive(_CHANGE, _change_incoming)
+
+
+@blueprint.post("/lifecycle")
+def lifecycle() -> Response:
+    """The subscriptions' lifecycleNotificationUrl."""
+    return _receive(_LIFECYCLE, _lifecycle_incoming)
+
+
+def _receive(item_schema: Schema, to_incoming: Any) -> Response:
+    token = request.args.get("validationToken")
+    if token is not None:
+        return _validation_answer(token)
+    _check_envelope()
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        _refuse(BadRequest("the body is not a JSON object"))
+    try:
+        items = _COLLECTION.load(body)["value"]
+        loaded = [item_schema.load(item) for item in items]
+    except ValidationError as invalid:
+        _refuse(BadRequest("the notification batch is not valid"), invalid.messages)
+    container = current_app.extensions["container"]
+    incoming = [to_incoming(item) for item in loaded]
+    with container.uow() as uow:
+        recorded = record_notifications(uow, Provider.MICROSOFT, incoming)
+    if recorded.accepted == 0 and recorded.rejected > 0:
+        _refuse(Forbidden("no notification in the batch could be verified"))
+    _enqueue(container, recorded.mailboxes_to_sync, recorded.lifecycle_ids)
+    return Response(status=202)
+
+
+def _validation_answer(token: str) -> Response:
+    """Echo the decoded token as text/plain; Graph fails the subscription otherwise."""
+    if not token or len(token) > MAX_VALIDATION_TOKEN_CHARS:
+        _refuse(BadRequest("the validationToken is empty or too long"))
+    response = Response(token, status=200, mimetype="text/plain")
+    response.headers["X-Content-Type-Options"] = "nosniff"  # never rendered as HTML
+    return response
+
+
+def _check_envelope() -> None:
+    """Content type, then size, before the body is read."""
+    if request.mimetype != "application/json":
+        _refuse(UnsupportedMediaType("send notifications as application/json"))
+    length = request.content_length
+    if length is None or length > MAX_BODY_BYTES:
+        _refuse(RequestEntityTooLarge(f"a notification batch is at most {MAX_BODY_BYTES} bytes"))
+
+
+def _change_incoming(item: dict[str, Any]) -> Incoming:
+    return Incoming(
+        subscription_id=item["subscriptionId"],
+        client_state=item["clientState"],
+        payload={
+            "event_id": item["resourceData"]["id"],
+            "change_type": item["changeType"],
+            "etag": item["resourceData"]["etag"],
+            "resource": item["resource"],
+            "tenant_id": item["tenantId"],
+        },
+    )
+
+
+def _lifecycle_incoming(item: dict[str, Any]) -> Incoming:
+    return Incoming(
+        subscription_id=item["subscriptionId"],
+        client_state=item["clientState"],
+        payload={
+            "lifecycle_event": item["lifecycleEvent"],
+            "subscription_expires": item["subscriptionExpirationDateTime"],
+            "tenant_id": item["tenantId"],
+            # Graph may raise the same event again later; each occurrence must be handled.
+            "request_id": request.headers.get("client-request-id") or uuid.uuid4().hex,
+        },
+        lifecycle_event=item["lifecycleEvent"],
+    )
+
+
+def _enqueue(container: Any, mailbox_ids: list[int], lifecycle_ids: list[int]) -> None:
+    """Recorded is durable: if the queue is down, the sweeper enqueues these syncs later."""
+    try:
+        for mailbox_id in mailbox_ids:
+            container.tasks["sync_mailbox"](mailbox_id)
+        for notification_id in lifecycle_ids:
+            container.tasks["graph_lifecycle"](notification_id)
+    except Exception:
+        log.exception("webhook.enqueue_failed mailboxes=%s", len(mailbox_ids))
+
+
+def _refuse(error: HTTPException, field_errors: Any = None) -> NoReturn:
+    """Raise for the app's error handler, which answers in the one JSON error shape."""
+    if field_errors is not None:
+        error.data = {"messages": field_errors}  # type: ignore[attr-defined]
+    raise error
