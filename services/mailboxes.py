@@ -25,6 +25,7 @@ from services import metrics
 from services.db import utcnow
 from services.errors import Conflict, NotFound
 from services.meetings import EventType, Removed
+from services.organizations import users_by_email
 from services.ports import (
     CalendarSource,
     Change,
@@ -49,6 +50,7 @@ from services.tables import (
     Recurrence,
     Subscription,
     SyncState,
+    User,
 )
 from services.text import normalize_email
 from services.unit_of_work import UnitOfWork
@@ -204,6 +206,24 @@ def refresh_mailboxes(
             mailbox.external_id = entry.external_id
             mailbox.display_name = entry.display_name[:200]
             mailbox.active = True
+        # A watched mailbox is a CRM user: their meetings get an owner and they count as
+        # internal participants (services.sync recognises users by e-mail).
+        users = users_by_email(uow, org_id, entries)
+        for address, entry in entries.items():
+            user = users.get(address)
+            if user is None:
+                uow.session.add(
+                    User(
+                        org_id=org_id,
+                        email=address,
+                        display_name=entry.display_name[:200],
+                        entra_object_id=entry.external_id[:64]
+                        if provider is Provider.MICROSOFT
+                        else None,
+                    )
+                )
+            elif user.entra_object_id is None and provider is Provider.MICROSOFT:
+                user.entra_object_id = entry.external_id[:64]
         for address, mailbox in known.items():
             if address not in entries and mailbox.active:
                 mailbox.active = False
@@ -341,7 +361,7 @@ def renew_subscriptions(
                     Subscription.provider == provider,
                     Subscription.expires_at <= now + policy.renew_before,
                 )
-            ).tuples()
+            )
         )
     gone: list[int] = []
     for external_id, mailbox_id in due:
@@ -484,7 +504,7 @@ def sync_mailbox(
                 )
                 .order_by(InboundNotification.id)
                 .limit(policy.claim_limit)
-            ).tuples()
+            )
         )
         uow.commit()
     ids = [row_id for row_id, _ in claimed]
@@ -851,7 +871,7 @@ def mailbox_health(uow: UnitOfWork, org_id: int) -> list[MailboxHealth]:
                 InboundNotification.status == NotificationStatus.PENDING,
             )
             .group_by(InboundNotification.mailbox)
-        ).tuples()
+        ).all()
     )
     subscriptions = {
         (row.provider, row.mailbox): row.expires_at

@@ -67,7 +67,7 @@ def increment(uow: UnitOfWork, name: str, by: int = 1, **labels: str) -> None:
 
 
 def snapshot_counters(uow: UnitOfWork) -> dict[str, int]:
-    return dict(uow.session.execute(select(MetricCounter.name, MetricCounter.value)).tuples())
+    return dict(uow.session.execute(select(MetricCounter.name, MetricCounter.value)).all())
 
 
 def sync_lag_seconds(uow: UnitOfWork, *, now: dt.datetime | None = None) -> float:

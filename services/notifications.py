@@ -153,7 +153,7 @@ def _insert_new(uow: UnitOfWork, rows: list[dict[str, Any]]) -> dict[str, int]:
         .on_conflict_do_nothing(index_elements=["provider", "dedupe_key"])
         .returning(InboundNotification.dedupe_key, InboundNotification.id)
     )
-    return dict(uow.session.execute(statement).tuples())
+    return dict(uow.session.execute(statement).all())
 
 
 def _touch_subscriptions(uow: UnitOfWork, subscription_ids: set[int], now: dt.datetime) -> None:

@@ -1,0 +1,445 @@
+"""Outlook scenarios end to end: Graph stand-in -> webhook over HTTP -> queue -> worker -> API.
+
+SCENARIOS.md A3, A4, B1-B8 and E2 for Outlook, plus the delivery faults Graph can produce.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any
+
+import requests
+
+from graph.events import TAG_ACTIVITY, TAG_COMPANY, TAG_KIND, cecp_property_id
+from tests.e2e.conftest import ADDIN_ID, DOMAIN, PUBLIC_BASE_URL, World
+
+CECP = cecp_property_id(ADDIN_ID)
+NEXT_WEEK = (dt.datetime.now(dt.UTC) + dt.timedelta(days=7)).replace(
+    hour=9, minute=0, second=0, microsecond=0, tzinfo=None
+)
+
+
+def iso(moment: dt.datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def parse(value: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def participants(activity: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {p["email"]: p for p in activity["participants"]}
+
+
+def create_company(world: World, name: str, domain: str) -> int:
+    answer = world.api("POST", "/companies", json={"name": name, "domains": [domain]})
+    assert answer.status_code == 201, answer.text
+    return int(answer.json()["id"])
+
+
+def create_contact(world: World, email: str, company_id: int) -> int:
+    answer = world.api(
+        "POST",
+        "/contacts",
+        json={
+            "first_name": "Kim",
+            "last_name": "Customer",
+            "emails": [email],
+            "company_id": company_id,
+        },
+    )
+    assert answer.status_code == 201, answer.text
+    return int(answer.json()["id"])
+
+
+def connected(world: World, *names: str) -> dict[str, Any]:
+    users = {name: world.add_user(name) for name in names}
+    world.connect()
+    return users
+
+
+# --------------------------------------------------------------------------- connecting
+
+
+def test_connect_subscribes_each_mailbox_after_the_validation_handshake(world: World) -> None:
+    connected(world, "linda", "julie")
+    subscriptions = list(world.graph.subscriptions.values())
+    assert sorted(s.user_id for s in subscriptions) == sorted(u.id for u in world.users.values())
+    for subscription in subscriptions:
+        assert subscription.notification_url == f"{PUBLIC_BASE_URL}/webhooks/graph/notifications"
+        assert subscription.lifecycle_url == f"{PUBLIC_BASE_URL}/webhooks/graph/lifecycle"
+        assert set(subscription.change_types) == {"created", "updated", "deleted"}
+        assert subscription.client_state
+        assert len(subscription.client_state) >= 32
+    # Two random secrets, one per subscription.
+    assert len({s.client_state for s in subscriptions}) == 2
+    # Graph validated both URLs of both subscriptions against the running app.
+    assert len(world.graph.validations) == 4
+    assert all(v.status == 200 for v in world.graph.validations)
+    health = world.health()
+    assert set(health) == {f"linda@{DOMAIN}", f"julie@{DOMAIN}"}
+    for row in health.values():
+        assert parse(row["subscription_expires_at"]) > dt.datetime.now(dt.UTC) + dt.timedelta(
+            days=6
+        )
+        assert row["last_sync_at"] is not None  # the initial reconciliation ran
+        assert row["last_error"] is None
+    users = world.api("GET", "/users").json()["items"]
+    assert {u["email"] for u in users} >= {f"linda@{DOMAIN}", f"julie@{DOMAIN}"}
+
+
+def test_connecting_twice_keeps_one_subscription_per_mailbox(world: World) -> None:
+    connected(world, "linda")
+    world.connect()
+    assert len(world.graph.subscriptions) == 1
+
+
+# --------------------------------------------------------------------------- A3, A4, B1-B5
+
+
+def test_a3_tag_written_by_the_add_in_lands_on_the_activity_exactly_once(world: World) -> None:
+    users = connected(world, "linda")
+    company_id = create_company(world, "Fabrikam", "fabrikam.example")
+    # The task pane saved the tag before the item was sent: a CRM activity waits for it.
+    draft = world.api(
+        "POST",
+        "/activities",
+        json={
+            "kind": "visit",
+            "subject": "Plan",
+            "start": iso(NEXT_WEEK) + "Z",
+            "end": iso(NEXT_WEEK + dt.timedelta(hours=1)) + "Z",
+            "company_id": company_id,
+        },
+    )
+    assert draft.status_code == 201, draft.text
+    tag = json.dumps(
+        {TAG_ACTIVITY: str(draft.json()["id"]), TAG_COMPANY: str(company_id), TAG_KIND: "visit"}
+    )
+    event = world.graph.create_event(
+        users["linda"],
+        start=iso(NEXT_WEEK),
+        subject="Plan with Fabrikam",
+        attendees=["kim@fabrikam.example"],
+        extended_properties={CECP: tag},
+    )
+    world.notify(repeat=2)
+    activity = world.activity_for(event["iCalUId"])
+    assert activity["id"] == draft.json()["id"]
+    assert activity["company_id"] == company_id
+    assert activity["kind"] == "visit"
+    assert activity["subject"] == "Plan with Fabrikam"
+    assert len(world.activities()) == 1
+
+
+def test_a4_unknown_attendee_is_kept_with_name_and_email(world: World) -> None:
+    users = connected(world, "linda")
+    event = world.graph.create_event(
+        users["linda"],
+        start=iso(NEXT_WEEK),
+        attendees=[
+            {"emailAddress": {"address": "New.Person@Unknown.example", "name": "New Person"}}
+        ],
+    )
+    world.notify()
+    people = participants(world.activity_for(event["iCalUId"]))
+    assert people["new.person@unknown.example"]["name"] == "New Person"
+    assert people["new.person@unknown.example"]["contact_id"] is None
+    assert people[f"linda@{DOMAIN}"]["user_id"] is not None
+
+
+def test_b1_reschedule_moves_the_activity(world: World) -> None:
+    users = connected(world, "linda")
+    event = world.graph.create_event(users["linda"], start=iso(NEXT_WEEK))
+    world.notify()
+    later = NEXT_WEEK + dt.timedelta(days=1, hours=2)
+    world.graph.update_event(
+        users["linda"], event["id"], start=iso(later), end=iso(later + dt.timedelta(hours=1))
+    )
+    world.notify()
+    activity = world.activity_for(event["iCalUId"])
+    assert parse(activity["start"]) == later.replace(tzinfo=dt.UTC)
+    assert parse(activity["end"]) == (later + dt.timedelta(hours=1)).replace(tzinfo=dt.UTC)
+
+
+def test_b2_b4_one_activity_for_two_mailboxes_with_each_response(world: World) -> None:
+    users = connected(world, "linda", "julie")
+    event = world.graph.create_event(
+        users["linda"],
+        start=iso(NEXT_WEEK),
+        attendees=[f"julie@{DOMAIN}", "kim@fabrikam.example"],
+    )
+    world.notify()
+    julie_copy = world.graph.copy_of(event["id"], users["julie"])
+    world.graph.respond(users["julie"], julie_copy, "tentativelyAccepted")
+    world.notify()
+    activity = world.activity_for(event["iCalUId"])
+    people = participants(activity)
+    assert people[f"julie@{DOMAIN}"]["response"] == "tentative"
+    assert people[f"julie@{DOMAIN}"]["responded_at"] is not None
+    assert people[f"julie@{DOMAIN}"]["user_id"] is not None
+    assert people["kim@fabrikam.example"]["response"] == "none"
+    assert len(world.activities()) == 1
+
+
+def test_b3_organizer_cancellation_keeps_a_cancelled_activity(world: World) -> None:
+    users = connected(world, "linda", "julie")
+    event = world.graph.create_event(
+        users["linda"], start=iso(NEXT_WEEK), attendees=[f"julie@{DOMAIN}"]
+    )
+    world.notify()
+    world.graph.cancel_event(users["linda"], event["id"])
+    world.notify()
+    activity = world.activity_for(event["iCalUId"])
+    assert activity["status"] == "cancelled"
+
+
+def test_b3_attendee_deleting_their_copy_is_a_decline(world: World) -> None:
+    users = connected(world, "linda", "julie")
+    event = world.graph.create_event(
+        users["linda"], start=iso(NEXT_WEEK), attendees=[f"julie@{DOMAIN}"]
+    )
+    world.notify()
+    world.graph.delete_event(users["julie"], world.graph.copy_of(event["id"], users["julie"]))
+    world.notify()
+    activity = world.activity_for(event["iCalUId"])
+    assert activity["status"] == "planned"
+    assert participants(activity)[f"julie@{DOMAIN}"]["response"] == "declined"
+
+
+def test_b5_external_organizer_links_the_known_customer(world: World) -> None:
+    users = connected(world, "linda")
+    company_id = create_company(world, "Fabrikam", "fabrikam.example")
+    create_contact(world, "kim@fabrikam.example", company_id)
+    event = world.graph.create_event(
+        users["linda"],
+        start=iso(NEXT_WEEK),
+        attendees=[f"linda@{DOMAIN}", "ola@gmail.com"],
+        organizer={"emailAddress": {"address": "kim@fabrikam.example", "name": "Kim"}},
+        isOrganizer=False,
+    )
+    world.notify()
+    activity = world.activity_for(event["iCalUId"])
+    assert activity["company_id"] == company_id
+    assert set(participants(activity)) >= {"kim@fabrikam.example", "ola@gmail.com"}
+
+
+# --------------------------------------------------------------------------- B6, B7
+
+
+def test_b6_series_without_end_and_its_exceptions(world: World) -> None:
+    users = connected(world, "linda")
+    first = NEXT_WEEK
+    master = world.graph.create_event(
+        users["linda"],
+        start=iso(first),
+        time_zone="W. Europe Standard Time",
+        subject="Weekly",
+        recurrence={
+            "pattern": {
+                "type": "weekly",
+                "interval": 1,
+                "daysOfWeek": [first.strftime("%A").lower()],
+            },
+            "range": {"type": "noEnd", "startDate": first.date().isoformat()},
+        },
+    )
+    world.notify()
+    series = world.activity_for(master["iCalUId"])
+    assert series["recurrence"]["rule"].startswith("FREQ=WEEKLY")
+    five_years = first + dt.timedelta(weeks=52 * 5)
+    window = {
+        "start": (five_years - dt.timedelta(days=3)).isoformat() + "Z",
+        "end": (five_years + dt.timedelta(days=4)).isoformat() + "Z",
+    }
+    assert len(world.activities(**window)) == 1  # an occurrence five years out
+
+    moved_day = first + dt.timedelta(weeks=1)
+    cancelled_day = first + dt.timedelta(weeks=2)
+    world.graph.move_occurrence(
+        users["linda"], master["id"], moved_day.date(), start=iso(moved_day + dt.timedelta(hours=3))
+    )
+    world.graph.cancel_occurrence(users["linda"], master["id"], cancelled_day.date())
+    world.notify()
+    in_range = world.activities(
+        start=(first - dt.timedelta(days=1)).isoformat() + "Z",
+        end=(first + dt.timedelta(weeks=3)).isoformat() + "Z",
+    )
+    shown = sorted((parse(a["start"]), a["status"]) for a in in_range)
+    cancelled = (cancelled_day.replace(tzinfo=dt.UTC) - dt.timedelta(hours=1), "cancelled")
+    assert cancelled in shown or len(shown) == 3  # an exception shown as cancelled, or gone
+    assert len([s for s in shown if s[1] == "planned"]) == 3
+    moved = [a for a in in_range if a["original_start"] and a["start"] != a["original_start"]]
+    assert len(moved) == 1
+    assert parse(moved[0]["start"]) - parse(moved[0]["original_start"]) == dt.timedelta(hours=3)
+
+
+def test_b7_private_meeting_is_busy_for_colleagues(world: World) -> None:
+    users = connected(world, "linda")
+    world.graph.create_event(
+        users["linda"], start=iso(NEXT_WEEK), subject="Salary talk", sensitivity="private"
+    )
+    world.notify()
+    (activity,) = world.activities()  # the admin key acts as another user than the owner
+    assert activity["private"] is True
+    assert activity["subject"] != "Salary talk"
+    assert "participants" not in activity
+
+
+# --------------------------------------------------------------------------- B8 and faults
+
+
+def test_b8_missed_lifecycle_event_reconciles_what_was_never_announced(world: World) -> None:
+    users = connected(world, "linda")
+    event = world.graph.create_event(users["linda"], start=iso(NEXT_WEEK), subject="Quiet")
+    world.graph.pending_notifications.clear()  # lost by the provider
+    subscription = next(iter(world.graph.subscriptions))
+    delivery = world.graph.send_lifecycle(subscription, "missed")
+    assert delivery.status == 202
+    world.drain()
+    assert world.activity_for(event["iCalUId"])["subject"] == "Quiet"
+
+
+def test_b8_expired_delta_token_falls_back_to_a_full_resync_without_duplicates(
+    world: World,
+) -> None:
+    users = connected(world, "linda")
+    kept = world.graph.create_event(users["linda"], start=iso(NEXT_WEEK), subject="Kept")
+    world.notify()
+    gone = world.graph.create_event(users["linda"], start=iso(NEXT_WEEK), subject="Gone")
+    world.notify()
+    world.graph.cancel_event(users["linda"], gone["id"])
+    world.graph.update_event(users["linda"], kept["id"], subject="Kept, renamed")
+    world.graph.pending_notifications.clear()
+    world.graph.expire_delta_tokens(users["linda"])
+    world.reconcile_all()
+    assert world.graph.log(path_prefix=f"/users/{users['linda'].id}/calendarView/delta", status=410)
+    assert world.activity_for(kept["iCalUId"])["subject"] == "Kept, renamed"
+    assert world.activity_for(gone["iCalUId"])["status"] == "cancelled"
+    assert len(world.activities()) == 2
+
+
+def test_subscription_removed_is_recreated_and_resynced(world: World) -> None:
+    users = connected(world, "linda")
+    old = next(iter(world.graph.subscriptions))
+    event = world.graph.create_event(users["linda"], start=iso(NEXT_WEEK), subject="Meanwhile")
+    world.graph.pending_notifications.clear()
+    assert world.graph.send_lifecycle(old, "subscriptionRemoved").status == 202
+    world.drain()
+    assert list(world.graph.subscriptions) != [old]
+    assert len(world.graph.subscriptions) == 1
+    assert world.activity_for(event["iCalUId"])["subject"] == "Meanwhile"
+    # Notifications on the new subscription are accepted (its new secret is stored).
+    world.graph.update_event(users["linda"], event["id"], subject="After")
+    world.notify()
+    assert world.activity_for(event["iCalUId"])["subject"] == "After"
+
+
+def test_reauthorization_required_renews_the_subscription(world: World) -> None:
+    connected(world, "linda")
+    subscription = next(iter(world.graph.subscriptions.values()))
+    before = subscription.expiration
+    assert world.graph.send_lifecycle(subscription.id, "reauthorizationRequired").status == 202
+    world.drain()
+    assert not subscription.needs_reauthorization
+    assert subscription.expiration >= before
+
+
+def test_duplicated_and_out_of_order_notifications_converge_with_one_fetch(world: World) -> None:
+    users = connected(world, "linda")
+    event = world.graph.create_event(users["linda"], start=iso(NEXT_WEEK))
+    world.graph.update_event(users["linda"], event["id"], subject="Second")
+    world.graph.update_event(users["linda"], event["id"], subject="Third")
+    gets_before = world.graph.event_gets(users["linda"])
+    world.notify(repeat=3, reverse=True)
+    assert world.activity_for(event["iCalUId"])["subject"] == "Third"
+    assert world.graph.event_gets(users["linda"]) - gets_before == 1
+
+
+def test_burst_of_5000_notifications_over_50_mailboxes_converges(world: World) -> None:
+    users = connected(world, *[f"user{n:02d}" for n in range(50)])
+    events = {
+        name: [
+            world.graph.create_event(user, start=iso(NEXT_WEEK), subject=f"{name} v0")
+            for _ in range(2)
+        ]
+        for name, user in users.items()
+    }
+    world.graph.pending_notifications.clear()
+    for name, user in users.items():
+        for event in events[name]:
+            world.graph.update_event(user, event["id"], subject=f"{name} final")
+    world.graph.pending_notifications.clear()
+    changes = [
+        (user, event["id"], "updated") for name, user in users.items() for event in events[name]
+    ] * 50  # 100 events, each announced 50 times: 5,000 notifications
+    gets_before = world.graph.event_gets()
+    deliveries = world.graph.notify_changes(changes)
+    assert [(d.status, d.error) for d in deliveries if d.status != 202] == []
+    assert sum(len(d.payload["value"]) for d in deliveries) == 5000
+    world.drain()
+    activities = world.activities(limit=200)
+    assert len(activities) == 100
+    assert all(a["subject"].endswith("final") for a in activities)
+    # Coalescing: each event was fetched once per sync of its mailbox, not once per notification.
+    assert world.graph.event_gets() - gets_before <= 100
+
+
+def test_429_retry_after_is_honoured_for_the_mailbox(world: World) -> None:
+    users = connected(world, "linda")
+    event = world.graph.create_event(users["linda"], start=iso(NEXT_WEEK), subject="Throttled")
+    prefix = f"/users/{users['linda'].id}"
+    world.graph.fail_next(1, status=429, retry_after=1, path_prefix=prefix)
+    world.notify()
+    assert world.activity_for(event["iCalUId"])["subject"] == "Throttled"
+    entries = world.graph.log(path_prefix=prefix)
+    throttled = [e for e in entries if e.status == 429]
+    assert len(throttled) == 1
+    after = [e for e in entries if e.at > throttled[0].at]
+    assert after
+    assert min(e.at for e in after) - throttled[0].at >= 1.0
+
+
+def test_503_is_retried(world: World) -> None:
+    users = connected(world, "linda")
+    event = world.graph.create_event(users["linda"], start=iso(NEXT_WEEK), subject="Outage")
+    world.graph.fail_next(2, status=503, retry_after=1, path_prefix=f"/users/{users['linda'].id}")
+    world.notify()
+    assert world.activity_for(event["iCalUId"])["subject"] == "Outage"
+
+
+def test_denied_mailbox_shows_the_error_in_words_and_in_metrics(world: World) -> None:
+    users = connected(world, "linda")
+    world.graph.create_event(users["linda"], start=iso(NEXT_WEEK))
+    world.graph.deny_mailbox(users["linda"])
+    world.notify()
+    row = world.health()[f"linda@{DOMAIN}"]
+    assert "Access" in row["last_error"]
+    assert row["pending_notifications"] == 1
+    metrics = world.api("GET", "/admin/metrics")
+    assert metrics.headers["Content-Type"].startswith("text/plain")
+    assert 'mtc_provider_errors_total{reason="graph.forbidden"}' in metrics.text
+    assert "mtc_notifications_received_total 1" in metrics.text
+    assert "mtc_sync_lag_seconds" in metrics.text
+
+
+def test_forged_client_state_is_refused_and_changes_nothing(world: World) -> None:
+    users = connected(world, "linda")
+    world.graph.create_event(users["linda"], start=iso(NEXT_WEEK))
+    deliveries = world.graph.flush_notifications(client_state="forged")
+    assert [d.status for d in deliveries] == [403]
+    assert world.drain() == 0
+    assert world.activities() == []
+
+
+def test_validation_token_is_echoed_as_plain_text(world: World) -> None:
+    answer = requests.post(
+        f"{world.server.base_url}/webhooks/graph/notifications",
+        params={"validationToken": "<script>alert(1)</script> token"},
+        headers={"Content-Type": "text/plain; charset=utf-8"},
+        timeout=10,
+    )
+    assert answer.status_code == 200
+    assert answer.headers["Content-Type"].startswith("text/plain")
+    assert answer.text == "<script>alert(1)</script> token"
