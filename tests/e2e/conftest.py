@@ -9,6 +9,9 @@ deterministic. The worker-restart test runs a real `flask worker` process instea
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
@@ -155,3 +158,31 @@ def wait_until(condition: Any, *, timeout: float = 30.0, message: str = "") -> N
             return
         time.sleep(0.1)
     raise AssertionError(f"timed out: {message}")
+
+
+def start_worker(world: World) -> subprocess.Popen[bytes]:
+    """A real `flask --app wsgi worker` process on the test's database and queue."""
+    settings = world.container.settings
+    env = {
+        **os.environ,  # the stand-ins' CA bundle
+        "DATABASE_URL": settings.database_url,
+        "INSTANCE_PATH": str(settings.instance_path),
+        "SECRET_KEY": settings.secret_key,
+        "PUBLIC_BASE_URL": settings.public_base_url,
+        "MS_TENANT_ID": settings.ms_tenant_id or "",
+        "MS_CLIENT_ID": settings.ms_client_id or "",
+        "MS_CLIENT_SECRET": settings.ms_client_secret or "",
+        "MS_AUTHORITY_HOST": settings.ms_authority_host,
+        "GRAPH_BASE_URL": settings.graph_base_url,
+        "ADDIN_ID": settings.addin_id or "",
+        "LOG_LEVEL": "WARNING",
+    }
+    if settings.redis_url:
+        env["REDIS_URL"] = settings.redis_url
+    return subprocess.Popen(
+        [sys.executable, "-m", "flask", "--app", "wsgi", "worker", "--workers", "2"],
+        cwd=Path(__file__).resolve().parents[2],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )

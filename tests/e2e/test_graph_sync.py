@@ -10,9 +10,11 @@ import json
 from typing import Any
 
 import requests
+from sqlalchemy import update
 
 from graph.events import TAG_ACTIVITY, TAG_COMPANY, TAG_KIND, cecp_property_id
-from tests.e2e.conftest import ADDIN_ID, DOMAIN, PUBLIC_BASE_URL, World
+from services.tables import Subscription
+from tests.e2e.conftest import ADDIN_ID, DOMAIN, PUBLIC_BASE_URL, World, start_worker, wait_until
 
 CECP = cecp_property_id(ADDIN_ID)
 NEXT_WEEK = (dt.datetime.now(dt.UTC) + dt.timedelta(days=7)).replace(
@@ -443,3 +445,60 @@ def test_validation_token_is_echoed_as_plain_text(world: World) -> None:
     assert answer.status_code == 200
     assert answer.headers["Content-Type"].startswith("text/plain")
     assert answer.text == "<script>alert(1)</script> token"
+
+
+def test_worker_killed_mid_batch_loses_nothing(world: World) -> None:
+    """A real `flask worker` is killed (SIGKILL) while it fetches; a new one finishes the job."""
+    users = connected(world, "linda")
+    events = [
+        world.graph.create_event(users["linda"], start=iso(NEXT_WEEK), subject=f"Meeting {n}")
+        for n in range(30)
+    ]
+    deliveries = world.graph.flush_notifications()
+    assert all(d.status == 202 for d in deliveries)
+    world.graph.latency = 1.5  # every Graph call is slow: the worker is caught mid-way
+    seen = len(world.graph.requests)
+    worker = start_worker(world)
+    try:
+        # The first fetch answered (the log is written as a request completes); more follow.
+        wait_until(lambda: len(world.graph.requests) > seen, message="the worker fetched")
+        worker.kill()
+        worker.wait(timeout=10)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+    assert world.activities() == []
+    assert world.health()[f"linda@{DOMAIN}"]["pending_notifications"] == 30
+
+    world.graph.latency = 0.0
+    worker = start_worker(world)
+    try:
+        wait_until(lambda: len(world.activities()) == 30, timeout=60, message="all 30 synced")
+        wait_until(
+            lambda: world.health()[f"linda@{DOMAIN}"]["pending_notifications"] == 0,
+            message="notifications done",
+        )
+    finally:
+        worker.terminate()
+        worker.wait(timeout=20)
+    assert {a["subject"] for a in world.activities()} == {e["subject"] for e in events}
+
+
+def test_renewal_extends_subscriptions_before_they_expire(world: World) -> None:
+    connected(world, "linda", "julie")
+    soon = dt.datetime.now(dt.UTC) + dt.timedelta(hours=20)
+    with world.container.uow() as uow:
+        uow.session.execute(update(Subscription).values(expires_at=soon))
+        uow.commit()
+    linda, julie = world.users["linda"], world.users["julie"]
+    gone = next(s for s in world.graph.subscriptions.values() if s.user_id == julie.id)
+    world.graph.expire_subscription(gone.id)  # Graph no longer has it: it is recreated
+    julie_mailbox = world.health()[f"julie@{DOMAIN}"]["mailbox_id"]
+    assert world.container.tasks["renew_subscriptions"].call_local() == [julie_mailbox]
+    world.drain()
+    live = {s.user_id: s for s in world.graph.subscriptions.values()}
+    assert set(live) == {linda.id, julie.id}
+    assert live[julie.id].id != gone.id
+    week_ahead = dt.datetime.now(dt.UTC) + dt.timedelta(days=6)
+    for row in world.health().values():
+        assert parse(row["subscription_expires_at"]) > week_ahead
