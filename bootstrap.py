@@ -418,8 +418,7 @@ def _register_tasks(queue: Huey, uow: UnitOfWorkFactory, container: Container) -
                 provider=Provider.MICROSOFT,
                 group_id=container.settings.ms_watch_group_id,
             )
-        for external_id in report.to_unsubscribe:
-            container.graph.subscriptions.unsubscribe(external_id)
+            mailboxes.drop_subscriptions(uow, container.graph.subscriptions, report.to_unsubscribe)
         for mailbox_id in report.to_subscribe:
             subscribe_mailbox(mailbox_id)
         return _plain(report)

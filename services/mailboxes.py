@@ -64,6 +64,7 @@ __all__ = [
     "SyncReport",
     "active_mailbox_ids",
     "connect_tenant",
+    "drop_subscriptions",
     "ensure_subscription",
     "handle_lifecycle",
     "mailbox_health",
@@ -307,7 +308,14 @@ def ensure_subscription(
             _store_expiry(uow_factory, stale, renewed)
             return "exists"
     client_state = secrets.token_urlsafe(32)  # 43 characters; Graph allows up to 128
-    channel = channels.subscribe(ref, client_state)
+    try:
+        channel = channels.subscribe(ref, client_state)
+    except ProviderError as failure:
+        # Shown in the health view: e.g. Graph could not validate PUBLIC_BASE_URL.
+        _record_error(uow_factory, mailbox_id, failure)
+        if failure.transient:
+            raise RetryLater(str(failure), delay=_delay(failure, policy)) from failure
+        raise
     with uow_factory() as uow:
         uow.session.execute(
             delete(Subscription).where(
@@ -376,6 +384,15 @@ def renew_subscriptions(
             continue
         _store_expiry(uow_factory, external_id, expires_at)
     return gone
+
+
+def drop_subscriptions(
+    uow_factory: UowFactory, channels: PushChannels, external_ids: Sequence[str]
+) -> None:
+    """Delete subscriptions of mailboxes no longer watched, at the provider and here."""
+    for external_id in external_ids:
+        channels.unsubscribe(external_id)
+        _forget_subscription(uow_factory, external_id)
 
 
 def handle_lifecycle(
@@ -535,7 +552,7 @@ def sync_mailbox(
             raise RetryLater(str(failure), delay=_delay(failure, policy)) from failure
         return report
     _finish_notifications(uow_factory, ids, NotificationStatus.DONE)
-    _record_success(uow_factory, mailbox_id)
+    _record_success(uow_factory, mailbox_id, report)
     _count_run(uow_factory, "notifications", "ok")
     log.info(
         "sync.notifications mailbox_id=%s notifications=%s events=%s applied=%s removed=%s",
@@ -599,7 +616,7 @@ def reconcile_mailbox(
         state.cursor = new_cursor
         state.window_start, state.window_end = window
         uow.commit()
-    _record_success(uow_factory, mailbox_id)
+    _record_success(uow_factory, mailbox_id, report)
     _count_run(uow_factory, "reconcile", "ok")
     log.info(
         "sync.reconciled mailbox_id=%s full=%s applied=%s removed=%s failed=%s",
@@ -931,14 +948,16 @@ def _sync_state(uow: UnitOfWork, ref: MailboxRef) -> SyncState:
     return state
 
 
-def _record_success(uow_factory: UowFactory, mailbox_id: int) -> None:
+def _record_success(uow_factory: UowFactory, mailbox_id: int, report: SyncReport) -> None:
+    """A finished sync; the last error stays visible when some change could not be applied."""
     with uow_factory() as uow:
         mailbox = uow.session.get(Mailbox, mailbox_id)
         if mailbox is not None:
             state = _sync_state(uow, _ref(mailbox))
             state.last_success_at = utcnow()
-            state.last_error = None
-            state.last_error_at = None
+            if not report.failed:
+                state.last_error = None
+                state.last_error_at = None
             uow.commit()
 
 

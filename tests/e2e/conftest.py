@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 import requests
+from flask import Flask
 
 import bootstrap
 import wsgi
@@ -42,6 +43,7 @@ class World:
     container: bootstrap.Container
     server: BackgroundServer
     tenant: Tenant
+    app: Flask
     users: dict[str, GraphUser] = field(default_factory=dict)
 
     @property
@@ -148,7 +150,7 @@ def world(
         tenant = make_tenant(container.uow, "Contoso", DOMAIN, user="admin")
         with BackgroundServer(app) as server:
             ms.graph.route(PUBLIC_BASE_URL, server.base_url)
-            yield World(ms=ms, container=container, server=server, tenant=tenant)
+            yield World(ms=ms, container=container, server=server, tenant=tenant, app=app)
 
 
 def wait_until(condition: Any, *, timeout: float = 30.0, message: str = "") -> None:
