@@ -79,7 +79,12 @@ class World:
         return list(answer.json()["items"])
 
     def activity_for(self, ical_uid: str) -> dict[str, Any]:
-        found = [a for a in self.activities() if a.get("ical_uid") == ical_uid]
+        # Exception rows of a series share the master's iCalUID; this is the meeting itself.
+        found = [
+            a
+            for a in self.activities()
+            if a.get("ical_uid") == ical_uid and a.get("series_id") is None
+        ]
         assert len(found) == 1, f"{len(found)} activities for {ical_uid}"
         return found[0]
 

@@ -502,3 +502,61 @@ def test_renewal_extends_subscriptions_before_they_expire(world: World) -> None:
     week_ahead = dt.datetime.now(dt.UTC) + dt.timedelta(days=6)
     for row in world.health().values():
         assert parse(row["subscription_expires_at"]) > week_ahead
+
+
+def test_all_day_event_in_a_windows_time_zone(world: World) -> None:
+    users = connected(world, "linda")
+    day = NEXT_WEEK.date()
+    event = world.graph.create_event(
+        users["linda"],
+        start=day.isoformat(),
+        end=(day + dt.timedelta(days=1)).isoformat(),
+        is_all_day=True,
+        time_zone="Pacific Standard Time",
+        show_as="free",
+        reminderMinutesBeforeStart=1080,
+    )
+    world.notify()
+    activity = world.activity_for(event["iCalUId"])
+    assert activity["all_day"] is True
+    assert activity["time_zone"] == "America/Los_Angeles"
+    assert activity["show_as"] == "free"
+    assert activity["reminder_minutes"] == 1080
+    assert parse(activity["start"]).date() == day
+
+
+def test_a3_series_tag_survives_on_an_occurrence_without_the_property(world: World) -> None:
+    users = connected(world, "linda")
+    company_id = create_company(world, "Fabrikam", "fabrikam.example")
+    first = NEXT_WEEK
+    master = world.graph.create_event(
+        users["linda"],
+        start=iso(first),
+        subject="Weekly with Fabrikam",
+        attendees=["kim@fabrikam.example"],
+        recurrence={
+            "pattern": {
+                "type": "weekly",
+                "interval": 1,
+                "daysOfWeek": [first.strftime("%A").lower()],
+            },
+            "range": {
+                "type": "numbered",
+                "startDate": first.date().isoformat(),
+                "numberOfOccurrences": 5,
+            },
+        },
+        extended_properties={CECP: json.dumps({TAG_COMPANY: str(company_id)})},
+    )
+    world.notify()
+    # Moving one occurrence makes an exception: Outlook keeps no custom property on it.
+    moved = first + dt.timedelta(weeks=2)
+    world.graph.move_occurrence(
+        users["linda"], master["id"], moved.date(), start=iso(moved + dt.timedelta(hours=1))
+    )
+    world.notify()
+    rows = world.activities(company_id=company_id)
+    exceptions = [a for a in rows if a["series_id"] is not None]
+    assert len(exceptions) == 1
+    assert parse(exceptions[0]["start"]) == (moved + dt.timedelta(hours=1)).replace(tzinfo=dt.UTC)
+    assert world.activity_for(master["iCalUId"])["company_id"] == company_id
