@@ -2,40 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import jwt
 import pytest
 
 from graph.auth import AppTokenProvider, GraphAuthError
-from tests.standins import MicrosoftStandIns, microsoft_standins
-
-CLIENT_ID = "5a0b1c2d-3e4f-4a5b-8c6d-7e8f90a1b2c3"
-SECRET = "app-secret-value-1234"
-
-
-@pytest.fixture
-def ms(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[MicrosoftStandIns]:
-    with microsoft_standins(tmp_path) as standins:
-        standins.entra.register_app(CLIENT_ID, SECRET)
-        for name, value in standins.environment().items():
-            monkeypatch.setenv(name, value)
-        yield standins
-
-
-def provider(ms: MicrosoftStandIns, secret: str = SECRET) -> AppTokenProvider:
-    return AppTokenProvider(
-        tenant_id=ms.entra.tenant_id,
-        client_id=CLIENT_ID,
-        client_secret=secret,
-        authority_host=ms.entra.base_url,
-        graph_base_url=ms.graph.root_url,
-    )
+from tests.integration.conftest import CLIENT_ID, SECRET, app_tokens
+from tests.standins import MicrosoftStandIns
 
 
 def test_token_is_for_graph_and_reused_from_the_cache(ms: MicrosoftStandIns) -> None:
-    tokens = provider(ms)
+    tokens = app_tokens(ms)
     first = tokens.token()
     second = tokens.token()
     assert first == second
@@ -48,14 +24,14 @@ def test_token_is_for_graph_and_reused_from_the_cache(ms: MicrosoftStandIns) -> 
 
 def test_wrong_secret_is_refused_in_words_without_the_secret(ms: MicrosoftStandIns) -> None:
     with pytest.raises(GraphAuthError) as refused:
-        provider(ms, secret="not-the-secret").token()
+        app_tokens(ms, secret="not-the-secret").token()
     assert refused.value.reason == "entra.invalid_client"
     assert "not-the-secret" not in str(refused.value)
     assert str(refused.value).startswith("Entra refused the token request: AADSTS")
 
 
 def test_entra_outage_is_reported_and_not_hammered(ms: MicrosoftStandIns) -> None:
-    tokens = provider(ms)
+    tokens = app_tokens(ms)
     ms.entra.fail_next(1, status=503)
     for _ in range(3):
         with pytest.raises(GraphAuthError) as failed:

@@ -6,12 +6,10 @@ import json
 import logging
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from graph.auth import AppTokenProvider
 from graph.calendar import GraphCalendar
 from graph.client import GraphClient
 from graph.events import TAG_COMPANY, TAG_CONTACTS, TAG_KIND, cecp_property_id
@@ -25,11 +23,10 @@ from services.ports import (
     ProviderError,
 )
 from services.tables import Provider
-from tests.standins import MicrosoftStandIns, microsoft_standins
+from tests.integration.conftest import app_tokens
+from tests.standins import MicrosoftStandIns
 from tests.standins.graph import GraphUser
 
-CLIENT_ID = "5a0b1c2d-3e4f-4a5b-8c6d-7e8f90a1b2c3"
-SECRET = "app-secret-value-1234"
 ADDIN = "3f8b2a6c-1d4e-4b7a-9c2f-5e6d7a8b9c0d"
 # The calendar's clock (for the window it lists a series' exceptions in) and a delta window.
 NOW = datetime(2026, 3, 1, tzinfo=UTC)
@@ -43,27 +40,8 @@ WEEKLY_MONDAYS = {
 
 
 @pytest.fixture
-def ms(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[MicrosoftStandIns]:
-    with microsoft_standins(tmp_path) as standins:
-        standins.entra.register_app(CLIENT_ID, SECRET)
-        for name, value in standins.environment().items():
-            monkeypatch.setenv(name, value)
-        yield standins
-
-
-def tokens(ms: MicrosoftStandIns, secret: str = SECRET) -> AppTokenProvider:
-    return AppTokenProvider(
-        tenant_id=ms.entra.tenant_id,
-        client_id=CLIENT_ID,
-        client_secret=secret,
-        authority_host=ms.entra.base_url,
-        graph_base_url=ms.graph.root_url,
-    )
-
-
-@pytest.fixture
 def client(ms: MicrosoftStandIns) -> Iterator[GraphClient]:
-    with GraphClient(base_url=ms.graph.root_url, token=tokens(ms).token) as graph_client:
+    with GraphClient(base_url=ms.graph.root_url, token=app_tokens(ms).token) as graph_client:
         yield graph_client
 
 
@@ -389,7 +367,7 @@ def test_throttled_reads_are_retried_by_the_client(ms: MicrosoftStandIns, anna: 
     events = [ms.graph.create_event(anna, start=f"2026-03-1{d}T09:00:00")["id"] for d in range(3)]
     ms.graph.fail_next(1, status=429, retry_after=1, path_prefix=f"/users/{anna.id}/events/")
     with GraphClient(
-        base_url=ms.graph.root_url, token=tokens(ms).token, sleep=waits.append
+        base_url=ms.graph.root_url, token=app_tokens(ms).token, sleep=waits.append
     ) as graph_client:
         calendar = calendar_for(graph_client)
         [one] = list(calendar.changed_events(ref(anna), signals(events[0])))
@@ -425,7 +403,7 @@ def test_a_denied_mailbox_is_a_permanent_provider_error(
 def test_a_token_failure_is_a_transient_provider_error(
     ms: MicrosoftStandIns, anna: GraphUser
 ) -> None:
-    refused = tokens(ms, secret="wrong")
+    refused = app_tokens(ms, secret="wrong")
     with (
         GraphClient(base_url=ms.graph.root_url, token=refused.token) as graph_client,
         pytest.raises(ProviderError) as failed,

@@ -13,7 +13,6 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -32,11 +31,9 @@ from graph.client import (
     GraphThrottled,
     GraphUnavailable,
 )
-from tests.standins import BackgroundServer, MicrosoftStandIns, microsoft_standins
+from tests.integration.conftest import CLIENT_ID, app_tokens
+from tests.standins import BackgroundServer, MicrosoftStandIns
 
-CLIENT_ID = "0c1d2e3f-4a5b-4c6d-8e7f-9a0b1c2d3e4f"
-SECRET = "graph-client-secret-5678"
-GRAPH_ROLES = ("Calendars.ReadWrite", "User.Read.All")
 WINDOW = {"startDateTime": "2026-03-01T00:00:00Z", "endDateTime": "2026-04-01T00:00:00Z"}
 
 MakeClient = Callable[..., GraphClient]
@@ -68,27 +65,8 @@ class Reasons(list[str]):
 
 
 @pytest.fixture
-def ms(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[MicrosoftStandIns]:
-    with microsoft_standins(tmp_path) as standins:
-        standins.entra.register_app(CLIENT_ID, SECRET, graph_roles=GRAPH_ROLES)
-        for name, value in standins.environment().items():
-            monkeypatch.setenv(name, value)
-        yield standins
-
-
-def token_provider(ms: MicrosoftStandIns, secret: str = SECRET) -> AppTokenProvider:
-    return AppTokenProvider(
-        tenant_id=ms.entra.tenant_id,
-        client_id=CLIENT_ID,
-        client_secret=secret,
-        authority_host=ms.entra.base_url,
-        graph_base_url=ms.graph.root_url,
-    )
-
-
-@pytest.fixture
 def tokens(ms: MicrosoftStandIns) -> AppTokenProvider:
-    return token_provider(ms)
+    return app_tokens(ms)
 
 
 @pytest.fixture
@@ -169,7 +147,7 @@ def test_access_denied_and_bad_token(ms: MicrosoftStandIns, make_client: MakeCli
 
 
 def test_token_failure_propagates_unchanged(ms: MicrosoftStandIns, make_client: MakeClient) -> None:
-    client = make_client(token=token_provider(ms, secret="wrong-secret").token)
+    client = make_client(token=app_tokens(ms, secret="wrong-secret").token)
 
     with pytest.raises(GraphAuthError) as refused:
         client.get("/users")

@@ -27,14 +27,13 @@ from services.ports import (
     PushChannels,
 )
 from services.tables import Provider
+from tests.integration.conftest import CLIENT_ID, SECRET
 from tests.standins import BackgroundServer, MicrosoftStandIns, microsoft_standins
 from tests.standins.graph import GraphUser
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
 
-CLIENT_ID = "5a0b1c2d-3e4f-4a5b-8c6d-7e8f90a1b2c3"
-SECRET = "app-secret-value-1234"
 PUBLIC = "https://crm.test"
 NOTIFY_URL = f"{PUBLIC}/graph/notifications?tenant=7"
 LIFECYCLE_URL = f"{PUBLIC}/graph/lifecycle?tenant=7"

@@ -19,7 +19,7 @@ from services import mailboxes
 from services.mailboxes import RetryLater, SyncPolicy
 from services.meetings import EventType, MeetingSnapshot
 from services.notifications import Incoming, record_notifications
-from services.ports import Change, ChangeSignal, MailboxRef, ProviderError
+from services.ports import Change, ChangeSignal, DeltaRound, MailboxRef, ProviderError
 from services.tables import (
     Activity,
     InboundNotification,
@@ -70,7 +70,7 @@ class FakeSource:
 
     def delta(
         self, mailbox: MailboxRef, cursor: str | None, window: tuple[dt.datetime, dt.datetime]
-    ) -> object:
+    ) -> DeltaRound:
         raise AssertionError("not used here")
 
 
