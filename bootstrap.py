@@ -12,11 +12,12 @@ import logging
 import os
 import re
 import secrets
+import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 from urllib.parse import urlparse
 
 from huey import Huey, RedisHuey, SqliteHuey, crontab
@@ -26,6 +27,7 @@ from sqlalchemy import Engine
 from services import jobs, mailboxes, metrics
 from services.db import make_engine, make_session_factory
 from services.mailboxes import RetryLater, SyncPolicy
+from services.ports import ProviderError
 from services.tables import Provider
 from services.unit_of_work import UnitOfWorkFactory
 
@@ -122,6 +124,11 @@ class Settings:
         if secret_key is None:
             secret_key = _instance_secret(instance_path)
 
+        addin_id = get("ADDIN_ID")
+        if addin_id is not None and not _is_guid(addin_id):
+            # It names the add-in's custom property (cecp-<id>) in every Graph request.
+            raise ConfigError(f"ADDIN_ID must be the manifest's GUID, got {addin_id!r}")
+
         google_key = get("GOOGLE_SERVICE_ACCOUNT_FILE")
         if google_key and not Path(google_key).is_file():
             raise ConfigError(f"GOOGLE_SERVICE_ACCOUNT_FILE does not name a file: {google_key}")
@@ -148,7 +155,7 @@ class Settings:
             ms_authority_host=(get("MS_AUTHORITY_HOST") or defaults.ms_authority_host).rstrip("/"),
             graph_base_url=(get("GRAPH_BASE_URL") or defaults.graph_base_url).rstrip("/"),
             ms_api_audience=get("MS_API_AUDIENCE") or _default_audience(public_base_url, env),
-            addin_id=get("ADDIN_ID"),
+            addin_id=addin_id,
             ms_watch_group_id=get("MS_WATCH_GROUP_ID"),
             graph_max_concurrency=_int("GRAPH_MAX_CONCURRENCY", get("GRAPH_MAX_CONCURRENCY"), 8),
             sync_window_past_days=_int("SYNC_WINDOW_PAST_DAYS", get("SYNC_WINDOW_PAST_DAYS"), 90),
@@ -173,6 +180,13 @@ def _default_audience(public_base_url: str, env: Mapping[str, str]) -> str | Non
     """The App ID URI Office SSO expects: api://<add-in host>/<client id>."""
     client_id = env.get("MS_CLIENT_ID", "").strip()
     return f"api://{urlparse(public_base_url).netloc}/{client_id}" if client_id else None
+
+
+def _is_guid(value: str) -> bool:
+    try:
+        return str(uuid.UUID(value)) == value.lower()
+    except ValueError:
+        return False
 
 
 def _check_url(name: str, value: str) -> None:
@@ -323,6 +337,10 @@ class Container:
         self.engine.dispose()
 
 
+# Tries of a provider job after the first; with the backoff, about 4 hours in all.
+JOB_RETRIES: Final = 8
+
+
 def _register_tasks(queue: Huey, uow: UnitOfWorkFactory, container: Container) -> dict[str, Any]:
     """Huey tasks are thin wrappers: each calls one job function in services/.
 
@@ -343,9 +361,9 @@ def _register_tasks(queue: Huey, uow: UnitOfWorkFactory, container: Container) -
     def prune_notifications_daily() -> None:
         jobs.prune_inbound_notifications(uow)
 
-    @queue.task(name="sync-mailbox")
-    def sync_mailbox(mailbox_id: int) -> dict[str, Any]:
-        with _retry_later():
+    @queue.task(name="sync-mailbox", retries=JOB_RETRIES, context=True)
+    def sync_mailbox(mailbox_id: int, task: Any = None) -> dict[str, Any]:
+        with _retry_later(task):
             report = mailboxes.sync_mailbox(
                 uow, container.graph.calendar, mailbox_id, policy=policy
             )
@@ -353,18 +371,18 @@ def _register_tasks(queue: Huey, uow: UnitOfWorkFactory, container: Container) -
             sync_mailbox(mailbox_id)
         return _plain(report)
 
-    @queue.task(name="reconcile-mailbox")
-    def reconcile_mailbox(mailbox_id: int) -> dict[str, Any]:
-        with _retry_later():
+    @queue.task(name="reconcile-mailbox", retries=JOB_RETRIES, context=True)
+    def reconcile_mailbox(mailbox_id: int, task: Any = None) -> dict[str, Any]:
+        with _retry_later(task):
             report = mailboxes.reconcile_mailbox(
                 uow, container.graph.calendar, mailbox_id, policy=policy
             )
         return _plain(report)
 
-    @queue.task(name="subscribe-mailbox")
-    def subscribe_mailbox(mailbox_id: int) -> str:
+    @queue.task(name="subscribe-mailbox", retries=JOB_RETRIES, context=True)
+    def subscribe_mailbox(mailbox_id: int, task: Any = None) -> str:
         """Subscribe, then sync everything once: nothing was announced before the subscription."""
-        with _retry_later():
+        with _retry_later(task):
             result = mailboxes.ensure_subscription(
                 uow, container.graph.subscriptions, mailbox_id, policy=policy
             )
@@ -372,9 +390,9 @@ def _register_tasks(queue: Huey, uow: UnitOfWorkFactory, container: Container) -
             reconcile_mailbox(mailbox_id)
         return result
 
-    @queue.task(name="graph-lifecycle")
-    def graph_lifecycle(notification_id: int) -> str:
-        with _retry_later():
+    @queue.task(name="graph-lifecycle", retries=JOB_RETRIES, context=True)
+    def graph_lifecycle(notification_id: int, task: Any = None) -> str:
+        with _retry_later(task):
             outcome = mailboxes.handle_lifecycle(
                 uow, container.graph.subscriptions, notification_id, policy=policy
             )
@@ -384,10 +402,10 @@ def _register_tasks(queue: Huey, uow: UnitOfWorkFactory, container: Container) -
 
     @queue.task(name="renew-subscriptions")
     def renew_subscriptions() -> list[int]:
-        with _retry_later():
-            gone = mailboxes.renew_subscriptions(
-                uow, container.graph.subscriptions, provider=Provider.MICROSOFT, policy=policy
-            )
+        # Each subscription's failure is recorded on its mailbox; the next hour tries again.
+        gone = mailboxes.renew_subscriptions(
+            uow, container.graph.subscriptions, provider=Provider.MICROSOFT, policy=policy
+        )
         for mailbox_id in gone:
             subscribe_mailbox(mailbox_id)
         return gone
@@ -408,9 +426,9 @@ def _register_tasks(queue: Huey, uow: UnitOfWorkFactory, container: Container) -
             sync_mailbox(mailbox_id)
         return ids
 
-    @queue.task(name="refresh-mailboxes")
-    def refresh_mailboxes(org_id: int) -> dict[str, Any]:
-        with _retry_later():
+    @queue.task(name="refresh-mailboxes", retries=JOB_RETRIES, context=True)
+    def refresh_mailboxes(org_id: int, task: Any = None) -> dict[str, Any]:
+        with _retry_later(task):
             report = mailboxes.refresh_mailboxes(
                 uow,
                 container.graph.directory,
@@ -459,12 +477,24 @@ def _register_tasks(queue: Huey, uow: UnitOfWorkFactory, container: Container) -
 
 
 @contextmanager
-def _retry_later() -> Iterator[None]:
-    """services' RetryLater -> Huey's RetryTask: the same task runs again after the delay."""
+def _retry_later(task: Any) -> Iterator[None]:
+    """Run the job again later when the provider failed for now (throttled, down, unreachable).
+
+    The delay is what the provider asked for, and at least an exponential backoff from 30 s;
+    after JOB_RETRIES tries the failure stands (the periodic jobs come back to it). Failures
+    that waiting cannot fix (access denied, a wrong secret) are not retried.
+    """
     try:
         yield
-    except RetryLater as later:
-        raise RetryTask(str(later), delay=max(1.0, later.delay)) from later
+    except (RetryLater, ProviderError) as failure:
+        transient = isinstance(failure, RetryLater) or failure.transient
+        if task is None or not transient or task.retries <= 0:
+            raise
+        asked = failure.delay if isinstance(failure, RetryLater) else failure.retry_after or 0
+        backoff = 30.0 * 2 ** (JOB_RETRIES - task.retries)
+        # RetryTask does not use up a retry by itself: count this one.
+        task.retries -= 1
+        raise RetryTask(str(failure), delay=max(asked, backoff)) from failure
 
 
 def _plain(report: Any) -> dict[str, Any]:

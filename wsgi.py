@@ -44,6 +44,7 @@ _CODE_OF_STATUS = {
     404: "not_found",
     405: "method_not_allowed",
     409: "conflict",
+    411: "length_required",
     413: "payload_too_large",
     415: "unsupported_media_type",
     422: "validation_error",
@@ -388,14 +389,15 @@ def graph_group() -> None:
 
 @graph_group.command("connect")
 @click.option("--org", help="Organization id or name.")
-@click.option("--tenant-id", help="Entra tenant id (default: MS_TENANT_ID).")
 @with_appcontext
-def graph_connect(org: str | None, tenant_id: str | None) -> None:
-    """Connect the organization to its tenant, read the mailbox list and subscribe each mailbox.
+def graph_connect(org: str | None) -> None:
+    """Connect the organization to the tenant MS_TENANT_ID and read its mailbox list.
 
-    Runs in the foreground (the worker only has to be running for later notifications).
+    The subscriptions and the first sync of each mailbox are queued: the worker
+    (`flask --app wsgi worker`) must be running for them to happen.
     """
     from services import mailboxes
+    from services.ports import ProviderError
 
     container = _container()
     if not container.settings.graph_configured:
@@ -404,13 +406,19 @@ def graph_connect(org: str | None, tenant_id: str | None) -> None:
         )
     with container.uow(read_only=True) as uow:
         org_id = _org_id(uow, org)
-    tenant = tenant_id or container.settings.ms_tenant_id or ""
+    tenant = container.settings.ms_tenant_id or ""
     mailboxes.connect_tenant(container.uow, org_id=org_id, tenant_id=tenant)
-    report = container.tasks["refresh_mailboxes"].call_local(org_id)
+    try:
+        report = container.tasks["refresh_mailboxes"].call_local(org_id)
+    except ProviderError as failure:
+        raise click.ClickException(
+            f"tenant {tenant} is connected, but its mailbox list could not be read: {failure} "
+            f"({failure.reason}). Fix that and run this command again."
+        ) from None
     click.echo(
         f"tenant {tenant} connected: {report['active']} mailboxes watched "
         f"({report['added']} new, {report['deactivated']} no longer watched); "
-        f"{len(report['to_subscribe'])} subscriptions queued"
+        f"{len(report['to_subscribe'])} subscriptions queued for the worker"
     )
 
 
@@ -450,7 +458,8 @@ def graph_reconcile(address: str | None, org: str | None) -> None:
     container = _container()
     with container.uow(read_only=True) as uow:
         rows = mailboxes.mailbox_health(uow, _org_id(uow, org))
-    chosen = [row for row in rows if row.active and address in (None, row.address)]
+    wanted = address.strip().lower() if address else None
+    chosen = [row for row in rows if row.active and wanted in (None, row.address)]
     if address and not chosen:
         raise click.UsageError(f"no watched mailbox {address!r}")
     for row in chosen:

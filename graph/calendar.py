@@ -33,11 +33,13 @@ from urllib.parse import quote, urlencode
 from graph.auth import GraphAuthError
 from graph.client import (
     BatchRequest,
-    GraphAccessDenied,
     GraphClient,
+    GraphConflict,
     GraphError,
     GraphGone,
     GraphNotFound,
+    GraphThrottled,
+    GraphUnavailable,
 )
 from graph.events import GraphPayloadError, event_expand, is_removed, to_removed, to_snapshot
 from services.meetings import MeetingSnapshot
@@ -90,15 +92,22 @@ def utc_iso(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+# Entra could not answer (graph.auth): try again later. Any other refusal needs an admin.
+_ENTRA_TRANSIENT: Final = frozenset({"entra.unavailable", "entra.unreachable"})
+
+
 def provider_error(err: GraphError | GraphAuthError) -> ProviderError:
-    """The ``ProviderError`` for a Graph or token failure: only access denied is permanent."""
+    """The ``ProviderError`` for a Graph or token failure.
+
+    Transient (worth trying again later): throttling, outages, timeouts, an unreachable Entra,
+    a conflict (a race). Permanent: everything Graph said no to on the merits, such as access
+    denied, a user without a mailbox, a bad request or a wrong client secret.
+    """
     if isinstance(err, GraphAuthError):
-        return ProviderError(str(err), reason=err.reason, transient=True)
+        return ProviderError(str(err), reason=err.reason, transient=err.reason in _ENTRA_TRANSIENT)
+    transient = isinstance(err, GraphThrottled | GraphUnavailable | GraphConflict | GraphGone)
     return ProviderError(
-        str(err),
-        reason=err.reason,
-        retry_after=err.retry_after,
-        transient=not isinstance(err, GraphAccessDenied),
+        str(err), reason=err.reason, retry_after=err.retry_after, transient=transient
     )
 
 

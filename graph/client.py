@@ -35,6 +35,8 @@ import requests
 from requests.adapters import HTTPAdapter
 from requests.structures import CaseInsensitiveDict
 
+from graph.auth import GraphAuthError
+
 __all__ = [
     "BatchRequest",
     "BatchResponse",
@@ -398,7 +400,7 @@ class GraphClient:
             attempt += 1
             last = attempt == self._max_attempts
             honoured = self._wait_for_gates(key, earliest)
-            sent_headers["Authorization"] = f"Bearer {self._token()}"  # msal renews it in time
+            sent_headers["Authorization"] = self._bearer()
             try:
                 response = self._send(
                     method, url, key, weight, honoured, params, sent_headers, json
@@ -528,6 +530,15 @@ class GraphClient:
         )
         if self._on_error is not None:
             self._on_error(error.reason)
+
+    def _bearer(self) -> str:
+        """The Authorization header (msal renews the token in time); a refusal is counted."""
+        try:
+            return f"Bearer {self._token()}"
+        except GraphAuthError as failure:
+            if self._on_error is not None:
+                self._on_error(failure.reason)
+            raise
 
     def _backoff(self, attempt: int) -> float:
         """1, 2, 4… seconds after the first, second, third… failure, capped at max_retry_wait."""

@@ -40,7 +40,7 @@ __all__ = ["DEFAULT_LIFETIME", "GraphDirectory", "GraphSubscriptions"]
 DEFAULT_LIFETIME: Final = timedelta(minutes=10_070)
 _CHANGE_TYPES: Final = "created,updated,deleted"
 _NOT_FOUND: Final = "graph.not_found"
-_USER_FIELDS: Final = "id,mail,userPrincipalName,displayName,accountEnabled"
+_USER_FIELDS: Final = "id,mail,userPrincipalName,displayName,accountEnabled,userType"
 _USER_TYPE: Final = "#microsoft.graph.user"
 
 
@@ -231,6 +231,9 @@ def _entry(item: object, *, members: bool) -> DirectoryEntry | None:
         return None
     # accountEnabled is only absent when the caller cannot read it; such a user counts.
     if item.get("accountEnabled") is False:
+        return None
+    # Guests have a mail address but their mailbox is elsewhere: they are not our colleagues.
+    if item.get("userType") == "Guest":
         return None
     external_id, mail = item.get("id"), item.get("mail")
     if not isinstance(external_id, str) or not external_id:

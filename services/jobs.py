@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 
-from sqlalchemy import delete
+from sqlalchemy import delete, or_
 
 from services.db import utcnow
 from services.tables import InboundNotification, NotificationStatus
@@ -22,13 +22,20 @@ def now_iso() -> str:
 
 
 def prune_inbound_notifications(uow_factory: UowFactory, *, now: dt.datetime | None = None) -> int:
-    """Delete processed notifications older than the retention; pending ones are never lost."""
+    """Delete finished notifications older than the retention; pending changes are never lost.
+
+    A lifecycle event still pending after the retention was overtaken long ago by the hourly
+    renewals and reconciliations.
+    """
     cutoff = (now or utcnow()) - NOTIFICATION_RETENTION
     with uow_factory() as uow:
         result = uow.session.execute(
             delete(InboundNotification).where(
-                InboundNotification.status == NotificationStatus.DONE,
                 InboundNotification.received_at < cutoff,
+                or_(
+                    InboundNotification.status != NotificationStatus.PENDING,
+                    InboundNotification.kind == "lifecycle",
+                ),
             )
         )
         uow.commit()

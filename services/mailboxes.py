@@ -389,9 +389,16 @@ def renew_subscriptions(
 def drop_subscriptions(
     uow_factory: UowFactory, channels: PushChannels, external_ids: Sequence[str]
 ) -> None:
-    """Delete subscriptions of mailboxes no longer watched, at the provider and here."""
+    """Delete subscriptions of mailboxes no longer watched, at the provider and here.
+
+    One that cannot be deleted now is kept (and tried again at the next refresh).
+    """
     for external_id in external_ids:
-        channels.unsubscribe(external_id)
+        try:
+            channels.unsubscribe(external_id)
+        except ProviderError as failure:
+            log.warning("subscription.delete_failed reason=%s: %s", failure.reason, failure)
+            continue
         _forget_subscription(uow_factory, external_id)
 
 
@@ -425,24 +432,16 @@ def handle_lifecycle(
         )
         external_id = subscription.external_id if subscription is not None else None
         mailbox_id = mailbox.id if mailbox is not None else None
-    if mailbox_id is None:
-        outcome = LifecycleOutcome("ignored")
-    elif event == "missed":
-        outcome = LifecycleOutcome("reconcile", mailbox_id)
-    elif event == "reauthorizationRequired" and external_id is not None:
-        try:
-            channels.reauthorize(external_id)
-            _store_expiry(uow_factory, external_id, channels.renew(external_id))
-            outcome = LifecycleOutcome("renewed")
-        except ChannelGone:
-            _forget_subscription(uow_factory, external_id)
-            ensure_subscription(uow_factory, channels, mailbox_id, now=now, policy=policy)
-            outcome = LifecycleOutcome("recreated", mailbox_id)
-    else:  # subscriptionRemoved, or reauthorization for a subscription we no longer have
-        if external_id is not None:
-            _forget_subscription(uow_factory, external_id)
-        ensure_subscription(uow_factory, channels, mailbox_id, now=now, policy=policy)
-        outcome = LifecycleOutcome("recreated", mailbox_id)
+    try:
+        outcome = _act_on_lifecycle(
+            uow_factory, channels, event, external_id, mailbox_id, now=now, policy=policy
+        )
+    except ProviderError as failure:
+        if mailbox_id is not None:
+            _record_error(uow_factory, mailbox_id, failure)
+        if not failure.transient:  # retrying cannot help: the hourly jobs take over
+            _finish_notifications(uow_factory, [notification_id], NotificationStatus.FAILED)
+        raise
     with uow_factory() as uow:
         uow.session.execute(
             update(InboundNotification)
@@ -452,6 +451,36 @@ def handle_lifecycle(
         uow.commit()
     log.info("lifecycle.handled event=%s action=%s", event, outcome.action)
     return outcome
+
+
+def _act_on_lifecycle(
+    uow_factory: UowFactory,
+    channels: PushChannels,
+    event: str,
+    external_id: str | None,
+    mailbox_id: int | None,
+    *,
+    now: dt.datetime,
+    policy: SyncPolicy,
+) -> LifecycleOutcome:
+    if mailbox_id is None:
+        return LifecycleOutcome("ignored")
+    if event == "missed":
+        return LifecycleOutcome("reconcile", mailbox_id)
+    if event == "reauthorizationRequired" and external_id is not None:
+        try:
+            channels.reauthorize(external_id)
+            _store_expiry(uow_factory, external_id, channels.renew(external_id))
+            return LifecycleOutcome("renewed")
+        except ChannelGone:
+            _forget_subscription(uow_factory, external_id)
+            ensure_subscription(uow_factory, channels, mailbox_id, now=now, policy=policy)
+            return LifecycleOutcome("recreated", mailbox_id)
+    # subscriptionRemoved, or reauthorization for a subscription we no longer have
+    if external_id is not None:
+        _forget_subscription(uow_factory, external_id)
+    ensure_subscription(uow_factory, channels, mailbox_id, now=now, policy=policy)
+    return LifecycleOutcome("recreated", mailbox_id)
 
 
 def _subscription_of(uow: UnitOfWork, mailbox: Mailbox) -> Subscription | None:
@@ -886,6 +915,7 @@ def mailbox_health(uow: UnitOfWork, org_id: int) -> list[MailboxHealth]:
             .where(
                 InboundNotification.org_id == org_id,
                 InboundNotification.status == NotificationStatus.PENDING,
+                InboundNotification.kind == "change",
             )
             .group_by(InboundNotification.mailbox)
         ).all()

@@ -74,7 +74,8 @@ def sync_lag_seconds(uow: UnitOfWork, *, now: dt.datetime | None = None) -> floa
     """Age of the oldest notification not yet synced: how far behind the CRM is (0: caught up)."""
     oldest = uow.session.scalar(
         select(func.min(InboundNotification.received_at)).where(
-            InboundNotification.status == NotificationStatus.PENDING
+            InboundNotification.status == NotificationStatus.PENDING,
+            InboundNotification.kind == "change",
         )
     )
     if oldest is None:

@@ -22,6 +22,7 @@ from werkzeug.exceptions import (
     BadRequest,
     Forbidden,
     HTTPException,
+    LengthRequired,
     RequestEntityTooLarge,
     UnsupportedMediaType,
 )
@@ -140,7 +141,9 @@ def _check_envelope() -> None:
         _refuse(UnsupportedMediaType("send notifications as application/json"))
     length = request.content_length
     request.max_content_length = MAX_BODY_BYTES  # the app-wide limit is for the JSON API
-    if length is None or length > MAX_BODY_BYTES:
+    if length is None:
+        _refuse(LengthRequired("send Content-Length: Graph always does"))
+    if length > MAX_BODY_BYTES:
         _refuse(RequestEntityTooLarge(f"a notification batch is at most {MAX_BODY_BYTES} bytes"))
 
 

@@ -10,7 +10,7 @@ from typing import Any
 from flask import Response
 from flask.views import MethodView
 from flask_smorest import Blueprint
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, fields
 
 from addin.context import container, principal
 from services import mailboxes, metrics
@@ -46,14 +46,6 @@ class MailboxHealthList(Schema):
     items = fields.List(fields.Nested(MailboxHealthOut))
 
 
-class ConnectIn(Schema):
-    tenant_id = fields.String(
-        load_default=None,
-        validate=validate.Length(min=1, max=64),
-        metadata={"description": "Defaults to MS_TENANT_ID, the tenant the app is registered in."},
-    )
-
-
 class ConnectOut(Schema):
     tenant_id = fields.String()
     status = fields.String(metadata={"description": "'queued': the mailbox list is being read."})
@@ -70,17 +62,19 @@ class Mailboxes(MethodView):
 
 @blp.route("/microsoft/connect")
 class ConnectMicrosoft(MethodView):
-    @blp.arguments(ConnectIn)
     @blp.response(202, ConnectOut)
-    def post(self, body: dict[str, Any]) -> dict[str, Any]:
-        """Connect the organization to its Entra tenant; the watch list and subscriptions follow."""
+    def post(self) -> dict[str, Any]:
+        """Connect the organization to the tenant MS_TENANT_ID; mailboxes and subscriptions follow.
+
+        The mailbox list is read, and each mailbox subscribed and synced, by the worker.
+        """
         settings = container().settings
         if not settings.graph_configured:
             raise Conflict(
                 "Microsoft Graph is not configured: set MS_TENANT_ID, MS_CLIENT_ID and "
                 "MS_CLIENT_SECRET"
             )
-        tenant_id = body["tenant_id"] or settings.ms_tenant_id or ""
+        tenant_id = settings.ms_tenant_id or ""
         org_id = principal().org_id
         mailboxes.connect_tenant(container().uow, org_id=org_id, tenant_id=tenant_id)
         container().tasks["refresh_mailboxes"](org_id)

@@ -130,6 +130,19 @@ class TestChecksInOrder:
         assert_error(answer, 413, "payload_too_large")
         assert table_counts(container.uow) == before
 
+    def test_a_body_without_content_length_is_411(
+        self, client: FlaskClient, container: bootstrap.Container, subscription: Subscription
+    ) -> None:
+        body = json.dumps({"value": [change(subscription)]}).encode()
+        answer = client.post(
+            NOTIFY,
+            data=body,
+            content_type="application/json",
+            headers={"Transfer-Encoding": "chunked"},  # no length: read until the end
+        )
+        assert_error(answer, 411, "length_required")
+        assert recorded(container) == []
+
     @pytest.mark.parametrize(
         "body",
         [

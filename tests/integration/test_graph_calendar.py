@@ -400,7 +400,7 @@ def test_a_denied_mailbox_is_a_permanent_provider_error(
         assert not isinstance(error, CursorExpired)
 
 
-def test_a_token_failure_is_a_transient_provider_error(
+def test_a_refused_token_is_a_permanent_provider_error(
     ms: MicrosoftStandIns, anna: GraphUser
 ) -> None:
     refused = app_tokens(ms, secret="wrong")
@@ -411,4 +411,18 @@ def test_a_token_failure_is_a_transient_provider_error(
         list(calendar_for(graph_client).changed_events(ref(anna), signals("AAMkAD-x")))
 
     assert failed.value.reason == "entra.invalid_client"
+    assert not failed.value.transient  # an admin must fix the secret: waiting will not
+
+
+def test_an_entra_outage_is_a_transient_provider_error(
+    ms: MicrosoftStandIns, anna: GraphUser
+) -> None:
+    ms.entra.fail_next(5, status=503)
+    with (
+        GraphClient(base_url=ms.graph.root_url, token=app_tokens(ms).token) as graph_client,
+        pytest.raises(ProviderError) as failed,
+    ):
+        list(calendar_for(graph_client).changed_events(ref(anna), signals("AAMkAD-x")))
+
+    assert failed.value.reason == "entra.unavailable"
     assert failed.value.transient

@@ -216,27 +216,33 @@ def test_unsubscribe_twice(ms: MicrosoftStandIns, channels: PushChannels, anna: 
 
 @dataclass
 class _ListedAs(GraphUser):
-    """A stand-in user whose listing says what the stand-in cannot: disabled, no mailbox."""
+    """A stand-in user whose listing says what the stand-in cannot: disabled, no mailbox, guest."""
 
     enabled: bool = True
     has_mailbox: bool = True
+    guest: bool = False
 
     def json(self) -> dict[str, Any]:
         listed = super().json()
         listed["accountEnabled"] = self.enabled
+        listed["userType"] = "Guest" if self.guest else "Member"
         if not self.has_mailbox:
             listed["mail"] = None
         return listed
 
 
 def add_users(
-    ms: MicrosoftStandIns, *mails: str, enabled: bool = True, has_mailbox: bool = True
+    ms: MicrosoftStandIns,
+    *mails: str,
+    enabled: bool = True,
+    has_mailbox: bool = True,
+    guest: bool = False,
 ) -> list[GraphUser]:
     users = []
     for mail in mails:
         user = ms.graph.add_user(mail)
-        if not (enabled and has_mailbox):
-            user = _ListedAs(**asdict(user), enabled=enabled, has_mailbox=has_mailbox)
+        if not (enabled and has_mailbox) or guest:
+            user = _ListedAs(**asdict(user), enabled=enabled, has_mailbox=has_mailbox, guest=guest)
             ms.graph.users[user.id] = user
         users.append(user)
     return users
@@ -248,6 +254,7 @@ def test_directory_lists_enabled_users_with_a_mailbox_page_by_page(
     enabled = add_users(ms, "Anna.Berg@Contoso.com", "bob@contoso.com", "carl@contoso.com")
     add_users(ms, "dora@contoso.com", enabled=False)
     add_users(ms, "room-1@contoso.com", has_mailbox=False)
+    add_users(ms, "partner_fabrikam.example#EXT#@contoso.com", guest=True)
 
     directory: Directory = GraphDirectory(client, page_size=2)
 
@@ -260,7 +267,9 @@ def test_directory_lists_enabled_users_with_a_mailbox_page_by_page(
     ]
     pages = ms.graph.log(method="GET", path_prefix="/users")
     assert len(pages) == 3
-    assert pages[0].query["$select"] == ["id,mail,userPrincipalName,displayName,accountEnabled"]
+    assert pages[0].query["$select"] == [
+        "id,mail,userPrincipalName,displayName,accountEnabled,userType"
+    ]
     assert pages[0].query["$top"] == ["2"]
 
 

@@ -98,6 +98,9 @@ def test_every_contract_variable_is_read(tmp_path: Path) -> None:
         ({"GRAPH_BASE_URL": "ftp://graph"}, "GRAPH_BASE_URL"),
         ({"MAX_REQUEST_BYTES": "lots"}, "MAX_REQUEST_BYTES"),
         ({"GOOGLE_SERVICE_ACCOUNT_FILE": "/nonexistent/key.json"}, "GOOGLE_SERVICE_ACCOUNT_FILE"),
+        ({"ADDIN_ID": "my-addin"}, "ADDIN_ID"),
+        ({"GRAPH_MAX_CONCURRENCY": "0"}, "GRAPH_MAX_CONCURRENCY"),
+        ({"SYNC_WINDOW_FUTURE_DAYS": "two years"}, "SYNC_WINDOW_FUTURE_DAYS"),
     ],
 )
 def test_bad_or_missing_settings_name_the_variable(
