@@ -18,8 +18,11 @@ from sqlalchemy import select, text
 from werkzeug.exceptions import HTTPException, UnsupportedMediaType
 
 import bootstrap
+from addin import web as addin_web
 from addin.api import init_api
 from addin.auth import api_key_authenticator
+from manifest import outlook
+from manifest.web import blueprint as manifest_blueprint
 from services import auth, errors, importer, organizations, sample_data
 from services.errors import DomainError
 from services.tables import Organization
@@ -143,6 +146,10 @@ def create_app(settings: bootstrap.Settings | None = None) -> Flask:
     )
     app.extensions["container"] = container
     app.extensions["authenticators"] = [api_key_authenticator()]
+    if settings.ms_client_id:  # the Outlook task pane's Entra access tokens
+        from addin.entra import entra_authenticator
+
+        app.extensions["authenticators"].append(entra_authenticator(settings))
 
     @app.before_request
     def _request_id() -> None:
@@ -150,6 +157,8 @@ def create_app(settings: bootstrap.Settings | None = None) -> Flask:
 
     init_api(app)  # authenticates API requests: who is asking comes before what they send
     app.register_blueprint(graph_webhooks.blueprint)
+    app.register_blueprint(manifest_blueprint)
+    app.register_blueprint(addin_web.blueprint)  # task pane, event runtime, icons
     app.before_request(_require_json_body)
     app.after_request(_security_headers)
     # Registered after flask-smorest's own handler so that ours wins.
@@ -201,6 +210,7 @@ def _register_cli(app: Flask) -> None:
     app.cli.add_command(db_group)
     app.cli.add_command(crm_group)
     app.cli.add_command(graph_group)
+    app.cli.add_command(manifest_group)
     app.cli.add_command(worker_command)
     app.cli.add_command(serve_command)
 
@@ -465,6 +475,41 @@ def graph_reconcile(address: str | None, org: str | None) -> None:
     for row in chosen:
         container.tasks["reconcile_mailbox"](row.mailbox_id)
     click.echo(f"{len(chosen)} reconciliations queued")
+
+
+@click.group("manifest", help="Add-in manifests to deploy.")
+def manifest_group() -> None:
+    pass
+
+
+@manifest_group.command("outlook")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    help="Write the manifest to this file instead of stdout.",
+)
+@click.option(
+    "--send-mode",
+    type=click.Choice(outlook.SEND_POLICIES),
+    default=outlook.DEFAULT_SEND_POLICY,
+    show_default=True,
+    help="Smart Alerts on send: SoftBlock, PromptUser, or off (no OnAppointmentSend).",
+)
+@with_appcontext
+def manifest_outlook(output: Path | None, send_mode: str) -> None:
+    """The Outlook add-in XML manifest: the same document GET /manifest.xml serves."""
+    try:
+        document = outlook.outlook_manifest(
+            _container().settings, send_policy=outlook.as_send_policy(send_mode)
+        )
+    except outlook.ManifestError as error:
+        raise click.ClickException(str(error)) from None
+    if output is None:
+        click.echo(document, nl=False)
+    else:
+        output.write_text(document, encoding="utf-8")
+        click.echo(f"manifest written to {output}", err=True)
 
 
 @click.command("worker")

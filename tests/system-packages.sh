@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Install the Debian packages the test suite needs when they are missing: PostgreSQL and Redis
-# servers. Needs root or sudo on a fresh machine; a machine that has them does nothing here.
+# servers, and Chromium for the browser tests (tests/browser, Playwright drives /usr/bin/chromium).
+# Needs root or sudo on a fresh machine; a machine that has them does nothing here.
 set -euo pipefail
 
 need=()
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+[ -x /usr/bin/chromium ] || need+=(chromium)
 [ ${#need[@]} -eq 0 ] && exit 0
 
 sudo=""
