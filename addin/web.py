@@ -232,9 +232,12 @@ def config() -> Response:
     """What the pane's auth module asks Entra for; the scope is our API's access_as_user."""
     settings = _settings()
     audience = (settings.ms_api_audience or "").rstrip("/")
+    # The tenant's own authority: Entra refuses /common for a single-tenant registration.
+    tenant = settings.ms_tenant_id or "organizations"
     body = {
         "clientId": settings.ms_client_id or "",
         "apiScope": f"{audience}/access_as_user" if audience else "",
+        "authority": f"{settings.ms_authority_host.rstrip('/')}/{tenant}",
     }
     response = Response(json.dumps(body), mimetype="application/json")
     response.headers["Cache-Control"] = HTML_CACHE

@@ -372,5 +372,6 @@ def test_nested_app_auth_is_used_where_outlook_supports_it(
     config = pane.page.evaluate("() => fetch('/addin/config.json').then((r) => r.json())")
     assert calls[1][1] == {"scopes": [config["apiScope"]]}
     assert calls[0][1]["auth"]["clientId"] == config["clientId"]
+    assert calls[0][1]["auth"]["authority"] == config["authority"]
     assert pane.calls("getAccessToken") == []  # Office SSO is only the fallback
     assert pane.errors == []

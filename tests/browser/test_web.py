@@ -101,7 +101,10 @@ def test_icons_are_pngs_of_their_size(client: FlaskClient, size: int) -> None:
 
 def test_config_names_the_client_and_the_api_scope(settings: bootstrap.Settings) -> None:
     configured = replace(
-        settings, ms_client_id="0000-client", ms_api_audience="api://crm.test/0000-client"
+        settings,
+        ms_client_id="0000-client",
+        ms_api_audience="api://crm.test/0000-client",
+        ms_tenant_id="11111111-2222-3333-4444-555555555555",
     )
     app = wsgi.create_app(configured)
     try:
@@ -111,6 +114,7 @@ def test_config_names_the_client_and_the_api_scope(settings: bootstrap.Settings)
     assert body == {
         "clientId": "0000-client",
         "apiScope": "api://crm.test/0000-client/access_as_user",
+        "authority": "https://login.microsoftonline.com/11111111-2222-3333-4444-555555555555",
     }
 
 

@@ -31,13 +31,13 @@ function naaSupported() {
 }
 
 async function viaNestedAppAuth() {
-  const { clientId, apiScope } = await loadConfig();
+  const { clientId, apiScope, authority } = await loadConfig();
   if (!nestedApp) {
     // The UMD build defines window.msal; its URL is content-hashed, given by the page.
     const src = document.querySelector('meta[name="crm-msal-src"]').content;
     if (!window.msal) await loadScript(src);
     nestedApp = await window.msal.createNestablePublicClientApplication({
-      auth: { clientId, authority: "https://login.microsoftonline.com/common" },
+      auth: { clientId, authority },
     });
   }
   const request = { scopes: [apiScope] };
