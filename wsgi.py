@@ -524,7 +524,10 @@ def worker_command(workers: int) -> None:
     if container.settings.graph_configured:
         # Syncs lost with a previous worker (killed mid-batch) are queued again right away.
         container.tasks["sweep_notifications"](stale_seconds=0)
-    Consumer(container.queue, workers=workers, worker_type="thread", periodic=True).run()
+    # An idle consumer backs off between polls; 1 s keeps a notification's sync prompt.
+    Consumer(
+        container.queue, workers=workers, worker_type="thread", periodic=True, max_delay=1.0
+    ).run()
 
 
 @click.command("serve")

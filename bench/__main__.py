@@ -1,8 +1,9 @@
 """`python -m bench`: every benchmark on SQLite, then on a throw-away PostgreSQL.
 
 PostgreSQL runs when its binaries are installed (or with --backend postgres): this command
-starts itself again under tests/backends.sh, which sets TEST_DATABASE_URL. With
-TEST_DATABASE_URL already set, that server is used directly. --quick uses smaller sizes.
+starts itself again under tests/backends.sh, which sets TEST_DATABASE_URL (and TEST_REDIS_URL,
+the queue of the Graph benchmarks' PostgreSQL pass). With TEST_DATABASE_URL already set, that
+server is used directly. --quick uses smaller sizes.
 """
 
 from __future__ import annotations
@@ -17,17 +18,35 @@ import platform
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import sqlalchemy
 
-from bench import calendar_range, search
-from bench.common import POSTGRES, SQLITE, Result, log, markdown_table, open_backend
+from bench import burst, calendar_range, ingest, search, webhook
+from bench.common import (
+    POSTGRES,
+    SQLITE,
+    Backend,
+    Figure,
+    Measurement,
+    Result,
+    figures_table,
+    log,
+    markdown_table,
+    notes,
+    open_backend,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 # Ports of the benchmark's own PostgreSQL and Redis, apart from those of a concurrent test run.
 BENCH_PG_PORT = "54339"
 BENCH_REDIS_PORT = "63739"
+BENCHMARKS = ("search", "calendar", "webhook", "burst", "ingest")
+# Options passed on to the PostgreSQL pass.
+_SIZE_OPTIONS = (
+    "only", "companies", "queries", "seconds", "threads", "notifications", "events",
+)  # fmt: skip
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -37,46 +56,79 @@ def _parser() -> argparse.ArgumentParser:
         help="all (default): SQLite, and PostgreSQL when its binaries are installed",
     )  # fmt: skip
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
-    parser.add_argument("--only", choices=("search", "calendar"), help="run one benchmark")
+    parser.add_argument("--only", choices=BENCHMARKS, help="run one benchmark")
     parser.add_argument("--companies", type=int, help="companies in the big organization")
     parser.add_argument("--queries", type=int, help="search queries per case")
+    parser.add_argument("--seconds", type=float, help="webhook: seconds of load per route")
+    parser.add_argument(
+        "--threads", type=int,
+        help="webhook: gthread workers with this many threads (default: gunicorn.conf.py)",
+    )  # fmt: skip
+    parser.add_argument("--notifications", type=int, help="burst: notifications sent")
+    parser.add_argument("--events", type=int, help="ingest: events in the mailbox")
     parser.add_argument("--json", type=Path, help=argparse.SUPPRESS)  # results, for the parent
     return parser
 
 
-def _sizes(args: argparse.Namespace) -> dict[str, int]:
-    sizes = (
+def _sizes(args: argparse.Namespace) -> dict[str, float]:
+    sizes: dict[str, float] = (
         {"companies": 100_000, "queries": 200, "users": 50, "series": 100, "singles": 5_000,
-         "runs": 20}
+         "runs": 20, "seconds": 2, "warmup": 1, "notifications": 1_000, "mailboxes": 20,
+         "events": 500}
         if args.quick
         else {"companies": 1_000_000, "queries": 500, "users": 200, "series": 500,
-              "singles": 20_000, "runs": 50}
+              "singles": 20_000, "runs": 50, "seconds": 12, "warmup": 2,
+              "notifications": 10_000, "mailboxes": 100, "events": 3_000}
     )  # fmt: skip
-    if args.companies:
-        sizes["companies"] = args.companies
-    if args.queries:
-        sizes["queries"] = args.queries
+    for option in ("companies", "queries", "seconds", "notifications", "events"):
+        if getattr(args, option):
+            sizes[option] = getattr(args, option)
     return sizes
 
 
-def _run_here(kind: str, args: argparse.Namespace) -> list[Result]:
-    sizes = _sizes(args)
-    results: list[Result] = []
-    with open_backend(kind) as backend:
-        if args.only in (None, "search"):
-            results += search.run(backend, size=sizes["companies"], queries=sizes["queries"])
-        if args.only in (None, "calendar"):
-            results += calendar_range.run(
-                backend,
-                users=sizes["users"],
-                series=sizes["series"],
-                singles=sizes["singles"],
-                runs=sizes["runs"],
-            )
+def _run_here(kind: str, args: argparse.Namespace) -> list[Measurement]:
+    size = _sizes(args)
+    results: list[Measurement] = []
+    if args.only in (None, "search", "calendar"):
+        with open_backend(kind) as backend:
+            if args.only in (None, "search"):
+                results += search.run(
+                    backend, size=int(size["companies"]), queries=int(size["queries"])
+                )
+            if args.only in (None, "calendar"):
+                results += calendar_range.run(
+                    backend,
+                    users=int(size["users"]),
+                    series=int(size["series"]),
+                    singles=int(size["singles"]),
+                    runs=int(size["runs"]),
+                )
+    graph_benchmarks: list[tuple[str, Callable[[Backend], list[Measurement]]]] = [
+        (
+            "webhook",
+            lambda b: webhook.run(
+                b,
+                seconds=size["seconds"],
+                warmup=size["warmup"],
+                args=("--threads", str(args.threads)) if args.threads else (),
+            ),
+        ),
+        (
+            "burst",
+            lambda b: burst.run(
+                b, notifications=int(size["notifications"]), mailboxes=int(size["mailboxes"])
+            ),
+        ),
+        ("ingest", lambda b: ingest.run(b, events=int(size["events"]))),
+    ]
+    for name, measure in graph_benchmarks:
+        if args.only in (None, name):
+            with open_backend(kind) as backend:  # a fresh database for each
+                results += measure(backend)
     return results
 
 
-def _run_postgres(args: argparse.Namespace) -> list[Result]:
+def _run_postgres(args: argparse.Namespace) -> list[Measurement]:
     """Run this command again under tests/backends.sh and read back its results."""
     with tempfile.TemporaryDirectory(prefix="crm-bench-") as tmp:
         out = Path(tmp) / "results.json"
@@ -84,14 +136,23 @@ def _run_postgres(args: argparse.Namespace) -> list[Result]:
         command += ["--backend", "postgres", "--json", str(out)]
         if args.quick:
             command.append("--quick")
-        for option in ("only", "companies", "queries"):
+        for option in _SIZE_OPTIONS:
             if getattr(args, option):
                 command += [f"--{option}", str(getattr(args, option))]
         env = {
             "TEST_PG_PORT": BENCH_PG_PORT, "TEST_REDIS_PORT": BENCH_REDIS_PORT, **os.environ,
         }  # fmt: skip
         subprocess.run(command, cwd=ROOT, env=env, check=True)
-        return [Result(**item) for item in json.loads(out.read_text())]
+        return [_load(item) for item in json.loads(out.read_text())]
+
+
+def _dump(measurement: Measurement) -> dict[str, object]:
+    return {"type": type(measurement).__name__, **dataclasses.asdict(measurement)}
+
+
+def _load(item: dict[str, object]) -> Measurement:
+    kind = item.pop("type", "Result")
+    return Figure(**item) if kind == "Figure" else Result(**item)  # type: ignore[arg-type]
 
 
 def _machine() -> str:
@@ -105,7 +166,7 @@ def _machine() -> str:
 
 def main() -> int:
     args = _parser().parse_args()
-    results: list[Result] = []
+    results: list[Measurement] = []
     if args.backend in ("all", "sqlite"):
         results += _run_here(SQLITE, args)
     if args.backend in ("all", "postgres"):
@@ -119,12 +180,21 @@ def main() -> int:
         else:
             log("PostgreSQL binaries not found: PostgreSQL benchmarks skipped")
     if args.json:
-        args.json.write_text(json.dumps([dataclasses.asdict(r) for r in results]))
+        args.json.write_text(json.dumps([_dump(r) for r in results]))
         return 0
     print()
     print(f"Run {dt.datetime.now().astimezone():%Y-%m-%d %H:%M %Z}: {_machine()}")
     print()
-    print(markdown_table(results))
+    latencies = [r for r in results if isinstance(r, Result)]
+    figures = [r for r in results if isinstance(r, Figure)]
+    if latencies:
+        print(markdown_table(latencies))
+        print()
+    if figures:
+        print(figures_table(figures))
+        print()
+    if any(r.note for r in results):
+        print(notes(results))
     return 0 if all(r.ok for r in results) else 1
 
 

@@ -7,6 +7,7 @@ import math
 import os
 import secrets
 import shutil
+import socket
 import statistics
 import tempfile
 import time
@@ -39,6 +40,33 @@ class Result:
     @property
     def ok(self) -> bool:
         return self.p99 <= self.target_ms
+
+
+@dataclass(frozen=True, slots=True)
+class Figure:
+    """A measured quantity that is not a latency distribution: a rate, a duration, memory.
+
+    `target` None means the figure is reported, not checked; `at_least` makes the target a
+    minimum (throughputs), otherwise it is a maximum.
+    """
+
+    benchmark: str
+    backend: str
+    case: str
+    value: float
+    unit: str
+    target: float | None = None
+    at_least: bool = False
+    note: str = ""
+
+    @property
+    def ok(self) -> bool:
+        if self.target is None:
+            return True
+        return self.value >= self.target if self.at_least else self.value <= self.target
+
+
+Measurement = Result | Figure
 
 
 @dataclass(slots=True)
@@ -101,16 +129,55 @@ def time_ms(action: Callable[[], object]) -> float:
 
 
 def markdown_table(results: list[Result]) -> str:
+    """Latency rows; a target of `math.inf` is a reference row with nothing to meet."""
     lines = [
         "| Benchmark | Backend | Case | Runs | p50 ms | p95 ms | p99 ms | Target p99 | Met |",
         "|---|---|---|---:|---:|---:|---:|---:|:-:|",
     ]
     for r in results:
+        checked = math.isfinite(r.target_ms)
+        target = f"{r.target_ms:g} ms" if checked else "-"
+        met = ("yes" if r.ok else "NO") if checked else "-"
         lines.append(
             f"| {r.benchmark} | {r.backend} | {r.case} | {r.runs} | {r.p50:.2f} | {r.p95:.2f} "
-            f"| {r.p99:.2f} | {r.target_ms:g} ms | {'yes' if r.ok else 'NO'} |"
+            f"| {r.p99:.2f} | {target} | {met} |"
         )
     return "\n".join(lines)
+
+
+def _number(value: float) -> str:
+    return f"{value:,.0f}" if abs(value) >= 100 or float(value).is_integer() else f"{value:,.2f}"
+
+
+def figures_table(figures: list[Figure]) -> str:
+    lines = [
+        "| Benchmark | Backend | Case | Value | Target | Met |",
+        "|---|---|---|---:|---:|:-:|",
+    ]
+    for f in figures:
+        if f.target is None:
+            target, met = "-", "-"
+        else:
+            target = f"{'≥' if f.at_least else '≤'} {_number(f.target)} {f.unit}"
+            met = "yes" if f.ok else "NO"
+        lines.append(
+            f"| {f.benchmark} | {f.backend} | {f.case} | {_number(f.value)} {f.unit} "
+            f"| {target} | {met} |"
+        )
+    return "\n".join(lines)
+
+
+def notes(measurements: list[Measurement]) -> str:
+    return "\n".join(
+        f"- {m.benchmark}, {m.backend}, {m.case}: {m.note}" for m in measurements if m.note
+    )
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 @contextmanager

@@ -712,7 +712,6 @@ def _delta_round(
 ) -> str:
     report.full_resync = cursor is None
     size = policy.chunk_size
-    started = utcnow()
     delta = source.delta(ref, cursor, window)
     created = _apply_all(uow_factory, ref, iter(delta), report, now=now, chunk_size=size)
     new_cursor = delta.cursor
@@ -725,7 +724,8 @@ def _delta_round(
     if report.full_resync:
         # A full round reports every copy that still exists; links it did not touch may be
         # copies deleted while nobody was listening. Ask about each (a 404 is a removal).
-        unseen = _unseen_links(uow_factory, ref, since=started, window_start=window[0])
+        # The sync stamps each copy it applies with `now`: older stamps were not reported.
+        unseen = _unseen_links(uow_factory, ref, since=now, window_start=window[0])
         if unseen:
             changes = source.changed_events(ref, [ChangeSignal(i, "deleted") for i in unseen])
             _apply_all(uow_factory, ref, changes, report, now=now, chunk_size=size)

@@ -315,7 +315,11 @@ def test_b8_expired_delta_token_falls_back_to_a_full_resync_without_duplicates(
     world.graph.update_event(users["linda"], kept["id"], subject="Kept, renamed")
     world.graph.pending_notifications.clear()
     world.graph.expire_delta_tokens(users["linda"])
+    gets_before = world.graph.event_gets(users["linda"])
     world.reconcile_all()
+    # The full round re-reads nothing it was given; only the copy it no longer lists is asked
+    # about (and found deleted).
+    assert world.graph.event_gets(users["linda"]) - gets_before == 1
     assert world.graph.log(path_prefix=f"/users/{users['linda'].id}/calendarView/delta", status=410)
     assert world.activity_for(kept["iCalUId"])["subject"] == "Kept, renamed"
     assert world.activity_for(gone["iCalUId"])["status"] == "cancelled"
