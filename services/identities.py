@@ -132,7 +132,10 @@ def _link_or_create(
     if user is None:
         user = User(org_id=org_id, email=email, display_name=identity.name.strip()[:200], **values)
         uow.session.add(user)
-    elif getattr(user, columns.subject.key) is not None:
+    elif (linked := getattr(user, columns.subject.key)) is not None:
+        if linked == identity.subject:
+            # A racing first sign-in of the same account committed between our two reads.
+            return user
         # The address now belongs to someone else than the account that first signed in with it.
         raise Forbidden(f"the CRM user {email} is linked to another account")
     else:
