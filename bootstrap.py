@@ -73,11 +73,25 @@ class Settings:
     google_addon_service_account: str | None = None
     google_pubsub_audience: str | None = None
     google_pubsub_service_account: str | None = None
+    # The add-on's OAuth client id (`gcloud workspace-add-ons get-authorization`): the audience
+    # of the user's ID token in every add-on request.
+    google_addon_client_id: str | None = None
+    google_directory_base_url: str = "https://admin.googleapis.com/admin/directory/v1"
+    # A Workspace admin the service account acts as to list the domain's users.
+    google_admin_email: str | None = None
+    # Or watch exactly these users (comma-separated addresses) instead of the whole directory.
+    google_watch_users: tuple[str, ...] = ()
+    # projects/<project>/topics/<topic> that Gmail publishes to (users.watch); unset: no Gmail push.
+    google_pubsub_topic: str | None = None
     queue_immediate: bool = False  # run jobs in-process (tests only)
 
     @property
     def graph_configured(self) -> bool:
         return bool(self.ms_tenant_id and self.ms_client_id and self.ms_client_secret)
+
+    @property
+    def google_configured(self) -> bool:
+        return self.google_service_account_file is not None
 
     @property
     def sync_policy(self) -> SyncPolicy:
@@ -103,7 +117,8 @@ class Settings:
         public_base_url = (get("PUBLIC_BASE_URL") or defaults.public_base_url).rstrip("/")
         _check_url("PUBLIC_BASE_URL", public_base_url)
         for name in ("MS_AUTHORITY_HOST", "GRAPH_BASE_URL", "GOOGLE_CALENDAR_BASE_URL",
-                     "GOOGLE_GMAIL_BASE_URL", "GOOGLE_CERTS_URL"):  # fmt: skip
+                     "GOOGLE_GMAIL_BASE_URL", "GOOGLE_CERTS_URL",
+                     "GOOGLE_DIRECTORY_BASE_URL"):  # fmt: skip
             if get(name):
                 _check_url(name, get(name) or "")
 
@@ -132,6 +147,20 @@ class Settings:
         google_key = get("GOOGLE_SERVICE_ACCOUNT_FILE")
         if google_key and not Path(google_key).is_file():
             raise ConfigError(f"GOOGLE_SERVICE_ACCOUNT_FILE does not name a file: {google_key}")
+
+        topic = get("GOOGLE_PUBSUB_TOPIC")
+        if topic is not None and not re.fullmatch(r"projects/[^/]+/topics/[^/]+", topic):
+            raise ConfigError(
+                "GOOGLE_PUBSUB_TOPIC must look like projects/<project>/topics/<topic>, "
+                f"got {topic!r}"
+            )
+        if topic is not None and not (
+            get("GOOGLE_PUBSUB_AUDIENCE") and get("GOOGLE_PUBSUB_SERVICE_ACCOUNT")
+        ):
+            raise ConfigError(
+                "GOOGLE_PUBSUB_AUDIENCE and GOOGLE_PUBSUB_SERVICE_ACCOUNT are required when "
+                "GOOGLE_PUBSUB_TOPIC is set (the push endpoint must verify Pub/Sub's token)"
+            )
 
         database_url = get("DATABASE_URL") or f"sqlite:///{instance_path / 'crm.db'}"
         if not re.match(r"^(sqlite|postgresql)(\+\w+)?://", database_url):
@@ -173,6 +202,17 @@ class Settings:
             google_addon_service_account=get("GOOGLE_ADDON_SERVICE_ACCOUNT"),
             google_pubsub_audience=get("GOOGLE_PUBSUB_AUDIENCE"),
             google_pubsub_service_account=get("GOOGLE_PUBSUB_SERVICE_ACCOUNT"),
+            google_addon_client_id=get("GOOGLE_ADDON_CLIENT_ID"),
+            google_directory_base_url=(
+                get("GOOGLE_DIRECTORY_BASE_URL") or defaults.google_directory_base_url
+            ).rstrip("/"),
+            google_admin_email=get("GOOGLE_ADMIN_EMAIL"),
+            google_watch_users=tuple(
+                address.strip().lower()
+                for address in (get("GOOGLE_WATCH_USERS") or "").split(",")
+                if address.strip()
+            ),
+            google_pubsub_topic=topic,
         )
 
 

@@ -67,6 +67,8 @@ class GraphSubscriptions:
     create or renewal sets ``expirationDateTime``.
     """
 
+    renewable = True  # PATCH extends a subscription in place
+
     def __init__(
         self,
         client: GraphClient,
@@ -169,7 +171,9 @@ class GraphSubscriptions:
             except GraphNotFound:
                 raise ChannelGone(reason=_NOT_FOUND) from None
 
-    def unsubscribe(self, external_id: str) -> None:
+    def unsubscribe(
+        self, external_id: str, *, resource: str = "", mailbox: MailboxRef | None = None
+    ) -> None:
         """Delete the subscription; one Graph no longer has is already what we want."""
         with provider_errors():
             self._delete(external_id)

@@ -25,6 +25,10 @@ __all__ = [
     "DeltaRound",
     "Directory",
     "DirectoryEntry",
+    "EventFinder",
+    "EventTagWriter",
+    "MailNews",
+    "MailWatch",
     "MailboxRef",
     "ProviderError",
     "PushChannels",
@@ -114,6 +118,10 @@ class DeltaRound(Protocol):
 
 
 class CalendarSource(Protocol):
+    # Graph notifications name the event that changed (the sync fetches those events); Google
+    # Calendar's only say "this calendar changed" (the sync runs an incremental round instead).
+    signals_name_events: bool
+
     def changed_events(
         self, mailbox: MailboxRef, signals: Sequence[ChangeSignal]
     ) -> Iterator[Change]:
@@ -136,6 +144,10 @@ class CalendarSource(Protocol):
 
 
 class PushChannels(Protocol):
+    # Graph subscriptions are extended in place; Google Calendar channels cannot be, so the
+    # caller replaces them (a new channel first, then the old one is stopped: an overlap).
+    renewable: bool
+
     def subscribe(self, mailbox: MailboxRef, client_state: str) -> Channel:
         """Create the mailbox's subscription; an existing duplicate at the provider is replaced."""
         ...
@@ -148,12 +160,55 @@ class PushChannels(Protocol):
         """Answer a `reauthorizationRequired` lifecycle event. `ChannelGone` when it is gone."""
         ...
 
-    def unsubscribe(self, external_id: str) -> None:
-        """Delete a subscription; one that is already gone is not an error."""
+    def unsubscribe(
+        self, external_id: str, *, resource: str = "", mailbox: MailboxRef | None = None
+    ) -> None:
+        """Delete a subscription; one that is already gone is not an error.
+
+        `resource` and `mailbox` are what the subscription was created with (Google's
+        channels.stop needs the channel's resource id, and is called as the mailbox's user).
+        """
         ...
 
 
 class Directory(Protocol):
     def mailboxes(self, group_id: str | None = None) -> Iterator[DirectoryEntry]:
         """The mailboxes to watch: enabled users with a mailbox, or the members of a group."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class MailNews:
+    """What a mailbox's mail history says since the last look."""
+
+    history_id: str  # where to resume next time
+    calendar_messages: int  # new messages carrying a text/calendar part (invitations, replies)
+
+
+class MailWatch(Protocol):
+    """Gmail push: a watch per mailbox, and its history as a second signal for calendar syncs."""
+
+    def watch(self, mailbox: MailboxRef) -> Channel:
+        """Start (or restart) the watch; `external_id` is the mailbox address, `resource` the
+        history id it starts from. Gmail asks for a new watch call at least every 7 days."""
+        ...
+
+    def stop(self, mailbox: MailboxRef) -> None:
+        """Stop the watch; one that is already stopped is not an error."""
+        ...
+
+    def news(self, mailbox: MailboxRef, since_history_id: str) -> MailNews:
+        """New mail since `since_history_id`. `CursorExpired` when the id is too old (404)."""
+        ...
+
+
+class EventFinder(Protocol):
+    def event_ids_for_ical_uid(self, mailbox: MailboxRef, ical_uid: str) -> list[str]:
+        """The ids of the mailbox's copies of the meeting with this iCalUID (none: empty)."""
+        ...
+
+
+class EventTagWriter(Protocol):
+    def write_tag(self, mailbox: MailboxRef, event_id: str, activity_id: int) -> None:
+        """Store our activity id on the mailbox's copy of the event (private to that copy)."""
         ...
