@@ -148,6 +148,12 @@ class Settings:
         if google_key and not Path(google_key).is_file():
             raise ConfigError(f"GOOGLE_SERVICE_ACCOUNT_FILE does not name a file: {google_key}")
 
+        if google_key and not (get("GOOGLE_ADMIN_EMAIL") or get("GOOGLE_WATCH_USERS")):
+            raise ConfigError(
+                "GOOGLE_ADMIN_EMAIL (an admin the service acts as to list the domain's users) "
+                "or GOOGLE_WATCH_USERS is required when GOOGLE_SERVICE_ACCOUNT_FILE is set"
+            )
+
         topic = get("GOOGLE_PUBSUB_TOPIC")
         if topic is not None and not re.fullmatch(r"projects/[^/]+/topics/[^/]+", topic):
             raise ConfigError(
@@ -357,6 +363,72 @@ def make_graph(settings: Settings, uow: UnitOfWorkFactory) -> GraphServices:
 
 
 @dataclass(slots=True)
+class GoogleServices:
+    """The Google adapters behind services' ports, sharing one HTTP client and credentials."""
+
+    client: Any
+    calendar: Any  # CalendarSource, EventFinder, EventTagWriter
+    channels: Any  # PushChannels (Calendar channels)
+    mail: Any | None  # MailWatch, when GOOGLE_PUBSUB_TOPIC is set
+    messages: Any  # reads invitations' iCalUID from Gmail messages
+    directory: Any
+
+
+def make_google(settings: Settings, uow: UnitOfWorkFactory) -> GoogleServices:
+    """Built on first use: gmail/ is imported only by processes that talk to Google."""
+    import json
+
+    from gmail.calendar import GoogleCalendar
+    from gmail.channels import GoogleCalendarChannels
+    from gmail.client import GoogleClient
+    from gmail.directory import GoogleDirectory
+    from gmail.mail import GmailMessages, GmailWatch
+
+    key_file = settings.google_service_account_file
+    if key_file is None:
+        raise ConfigError(
+            "Google is not configured: set GOOGLE_SERVICE_ACCOUNT_FILE to the service account's "
+            "JSON key (domain-wide delegation)"
+        )
+    try:
+        info = json.loads(key_file.read_text())
+    except (OSError, ValueError) as error:
+        raise ConfigError(f"GOOGLE_SERVICE_ACCOUNT_FILE cannot be read as JSON: {error}") from None
+
+    def count_error(reason: str) -> None:
+        with uow() as unit:
+            metrics.increment(unit, "mtc_provider_errors_total", reason=reason)
+            unit.commit()
+
+    client = GoogleClient(
+        info,
+        calendar_base_url=settings.google_calendar_base_url,
+        gmail_base_url=settings.google_gmail_base_url,
+        directory_base_url=settings.google_directory_base_url,
+        on_error=count_error,
+    )
+    base = settings.public_base_url
+    return GoogleServices(
+        client=client,
+        calendar=GoogleCalendar(client),
+        channels=GoogleCalendarChannels(
+            client, notification_url=f"{base}/webhooks/google/calendar"
+        ),
+        mail=(
+            GmailWatch(client, topic=settings.google_pubsub_topic)
+            if settings.google_pubsub_topic
+            else None
+        ),
+        messages=GmailMessages(client),
+        directory=GoogleDirectory(
+            client,
+            admin_email=settings.google_admin_email or "",
+            watch_users=settings.google_watch_users,
+        ),
+    )
+
+
+@dataclass(slots=True)
 class Container:
     """Everything built from settings; the web app, the worker and the CLI share it."""
 
@@ -366,12 +438,35 @@ class Container:
     queue: Huey
     tasks: dict[str, Any]
     _graph: GraphServices | None = None
+    _google: GoogleServices | None = None
+    _google_id_tokens: Any = None
 
     @property
     def graph(self) -> GraphServices:
         if self._graph is None:
             self._graph = make_graph(self.settings, self.uow)
         return self._graph
+
+    @property
+    def google(self) -> GoogleServices:
+        if self._google is None:
+            self._google = make_google(self.settings, self.uow)
+        return self._google
+
+    @property
+    def google_id_tokens(self) -> Any:
+        """Verifies Google-signed ID tokens (add-on requests, Pub/Sub pushes); certs cached."""
+        if self._google_id_tokens is None:
+            from gmail.identity import GoogleIdTokens
+
+            self._google_id_tokens = GoogleIdTokens(self.settings.google_certs_url)
+        return self._google_id_tokens
+
+    def calendar_for(self, provider: Provider) -> Any:
+        return self.google.calendar if provider is Provider.GOOGLE else self.graph.calendar
+
+    def channels_for(self, provider: Provider) -> Any:
+        return self.google.channels if provider is Provider.GOOGLE else self.graph.subscriptions
 
     def close(self) -> None:
         self.engine.dispose()
@@ -401,11 +496,28 @@ def _register_tasks(queue: Huey, uow: UnitOfWorkFactory, container: Container) -
     def prune_notifications_daily() -> None:
         jobs.prune_inbound_notifications(uow)
 
+    def provider_of(mailbox_id: int) -> Provider | None:
+        return mailboxes.provider_of(uow, mailbox_id)
+
+    def configured_providers() -> list[Provider]:
+        settings = container.settings
+        return [
+            provider
+            for provider, on in (
+                (Provider.MICROSOFT, settings.graph_configured),
+                (Provider.GOOGLE, settings.google_configured),
+            )
+            if on
+        ]
+
     @queue.task(name="sync-mailbox", retries=JOB_RETRIES, context=True)
     def sync_mailbox(mailbox_id: int, task: Any = None) -> dict[str, Any]:
+        provider = provider_of(mailbox_id)
+        if provider is None:
+            return {"mailbox_id": mailbox_id, "skipped": "no such mailbox"}
         with _retry_later(task):
             report = mailboxes.sync_mailbox(
-                uow, container.graph.calendar, mailbox_id, policy=policy
+                uow, container.calendar_for(provider), mailbox_id, policy=policy
             )
         if report.more_pending:
             sync_mailbox(mailbox_id)
@@ -413,21 +525,29 @@ def _register_tasks(queue: Huey, uow: UnitOfWorkFactory, container: Container) -
 
     @queue.task(name="reconcile-mailbox", retries=JOB_RETRIES, context=True)
     def reconcile_mailbox(mailbox_id: int, task: Any = None) -> dict[str, Any]:
+        provider = provider_of(mailbox_id)
+        if provider is None:
+            return {"mailbox_id": mailbox_id, "skipped": "no such mailbox"}
         with _retry_later(task):
             report = mailboxes.reconcile_mailbox(
-                uow, container.graph.calendar, mailbox_id, policy=policy
+                uow, container.calendar_for(provider), mailbox_id, policy=policy
             )
         return _plain(report)
 
     @queue.task(name="subscribe-mailbox", retries=JOB_RETRIES, context=True)
     def subscribe_mailbox(mailbox_id: int, task: Any = None) -> str:
         """Subscribe, then sync everything once: nothing was announced before the subscription."""
+        provider = provider_of(mailbox_id)
+        if provider is None:
+            return "inactive"
         with _retry_later(task):
             result = mailboxes.ensure_subscription(
-                uow, container.graph.subscriptions, mailbox_id, policy=policy
+                uow, container.channels_for(provider), mailbox_id, policy=policy
             )
         if result == "created":
             reconcile_mailbox(mailbox_id)
+        if provider is Provider.GOOGLE and container.settings.google_pubsub_topic:
+            watch_mail(mailbox_id)
         return result
 
     @queue.task(name="graph-lifecycle", retries=JOB_RETRIES, context=True)
@@ -440,19 +560,55 @@ def _register_tasks(queue: Huey, uow: UnitOfWorkFactory, container: Container) -
             reconcile_mailbox(outcome.reconcile_mailbox_id)
         return outcome.action
 
+    @queue.task(name="watch-mail", retries=JOB_RETRIES, context=True)
+    def watch_mail(mailbox_id: int, task: Any = None) -> str:
+        """Start or renew a Google user's Gmail watch (the second signal for invitations)."""
+        watch = container.google.mail
+        if watch is None:
+            return "not configured"
+        with _retry_later(task):
+            return mailboxes.ensure_mail_watch(uow, watch, mailbox_id)
+
+    @queue.task(name="gmail-news", retries=JOB_RETRIES, context=True)
+    def gmail_news(mailbox_id: int, task: Any = None) -> dict[str, Any]:
+        watch = container.google.mail
+        if watch is None:
+            return {"mailbox_id": mailbox_id, "skipped": "Gmail push is not configured"}
+        with _retry_later(task):
+            report = mailboxes.process_mail_news(uow, watch, mailbox_id, policy=policy)
+        if report.sync_mailbox_id is not None:
+            sync_mailbox(report.sync_mailbox_id)
+        return _plain(report)
+
     @queue.task(name="renew-subscriptions")
     def renew_subscriptions() -> list[int]:
         # Each subscription's failure is recorded on its mailbox; the next hour tries again.
-        gone = mailboxes.renew_subscriptions(
-            uow, container.graph.subscriptions, provider=Provider.MICROSOFT, policy=policy
-        )
+        gone: list[int] = []
+        for provider in configured_providers():
+            gone += mailboxes.renew_subscriptions(
+                uow, container.channels_for(provider), provider=provider, policy=policy
+            )
         for mailbox_id in gone:
             subscribe_mailbox(mailbox_id)
         return gone
 
+    @queue.task(name="renew-mail-watches")
+    def renew_mail_watches() -> int:
+        """Gmail wants a watch call at least weekly and recommends daily."""
+        if not container.settings.google_pubsub_topic:
+            return 0
+        ids = mailboxes.active_mailbox_ids(uow, Provider.GOOGLE)
+        for mailbox_id in ids:
+            watch_mail(mailbox_id)
+        return len(ids)
+
     @queue.task(name="reconcile-all")
     def reconcile_all() -> int:
-        ids = mailboxes.active_mailbox_ids(uow, Provider.MICROSOFT)
+        ids = [
+            mailbox_id
+            for provider in configured_providers()
+            for mailbox_id in mailboxes.active_mailbox_ids(uow, provider)
+        ]
         for mailbox_id in ids:
             reconcile_mailbox(mailbox_id)
         return len(ids)
@@ -467,22 +623,29 @@ def _register_tasks(queue: Huey, uow: UnitOfWorkFactory, container: Container) -
         return ids
 
     @queue.task(name="refresh-mailboxes", retries=JOB_RETRIES, context=True)
-    def refresh_mailboxes(org_id: int, task: Any = None) -> dict[str, Any]:
+    def refresh_mailboxes(
+        org_id: int, provider: str = Provider.MICROSOFT, task: Any = None
+    ) -> dict[str, Any]:
+        google = Provider(provider) is Provider.GOOGLE
+        services = container.google if google else container.graph
+        channels = container.channels_for(Provider(provider))
         with _retry_later(task):
             report = mailboxes.refresh_mailboxes(
                 uow,
-                container.graph.directory,
+                services.directory,
                 org_id=org_id,
-                provider=Provider.MICROSOFT,
-                group_id=container.settings.ms_watch_group_id,
+                provider=Provider(provider),
+                group_id=None if google else container.settings.ms_watch_group_id,
             )
-            mailboxes.drop_subscriptions(uow, container.graph.subscriptions, report.to_unsubscribe)
+            mailboxes.drop_subscriptions(uow, channels, report.to_unsubscribe)
+            if google and container.google.mail is not None:
+                mailboxes.stop_mail_watches(uow, container.google.mail, org_id=org_id)
         for mailbox_id in report.to_subscribe:
             subscribe_mailbox(mailbox_id)
         return _plain(report)
 
-    if container.settings.graph_configured:
-        # Only a deployment connected to Graph has anything to renew or reconcile.
+    if configured_providers():
+        # Only a deployment connected to a provider has anything to renew or reconcile.
         @queue.periodic_task(crontab(minute="*"), name="sweep-notifications-periodic")
         def sweep_periodic() -> None:
             sweep_notifications.call_local()
@@ -497,10 +660,18 @@ def _register_tasks(queue: Huey, uow: UnitOfWorkFactory, container: Container) -
 
         @queue.periodic_task(crontab(minute="5", hour="2"), name="refresh-mailboxes-daily")
         def refresh_daily() -> None:
-            tenant = container.settings.ms_tenant_id or ""
-            org_id = mailboxes.organization_for_tenant(uow, tenant)
-            if org_id is not None:
-                refresh_mailboxes.call_local(org_id)
+            if container.settings.graph_configured:
+                tenant = container.settings.ms_tenant_id or ""
+                org_id = mailboxes.organization_for_tenant(uow, tenant)
+                if org_id is not None:
+                    refresh_mailboxes.call_local(org_id, Provider.MICROSOFT)
+            if container.settings.google_configured:
+                for org_id in mailboxes.google_organizations(uow):
+                    refresh_mailboxes.call_local(org_id, Provider.GOOGLE)
+
+        @queue.periodic_task(crontab(minute="35", hour="4"), name="renew-mail-watches-daily")
+        def renew_mail_daily() -> None:
+            renew_mail_watches.call_local()
 
     return {
         "heartbeat": heartbeat,
@@ -509,7 +680,10 @@ def _register_tasks(queue: Huey, uow: UnitOfWorkFactory, container: Container) -
         "reconcile_mailbox": reconcile_mailbox,
         "subscribe_mailbox": subscribe_mailbox,
         "graph_lifecycle": graph_lifecycle,
+        "watch_mail": watch_mail,
+        "gmail_news": gmail_news,
         "renew_subscriptions": renew_subscriptions,
+        "renew_mail_watches": renew_mail_watches,
         "reconcile_all": reconcile_all,
         "sweep_notifications": sweep_notifications,
         "refresh_mailboxes": refresh_mailboxes,

@@ -18,15 +18,18 @@ from sqlalchemy import select, text
 from werkzeug.exceptions import HTTPException, UnsupportedMediaType
 
 import bootstrap
+from addin import google as addin_google
 from addin import web as addin_web
 from addin.api import init_api
 from addin.auth import api_key_authenticator
+from manifest import google as google_manifest
 from manifest import outlook
 from manifest.web import blueprint as manifest_blueprint
 from services import auth, errors, importer, organizations, sample_data
 from services.errors import DomainError
 from services.tables import Organization
 from services.unit_of_work import UnitOfWork
+from webhooks import google as google_webhooks
 from webhooks import graph as graph_webhooks
 
 log = logging.getLogger("crm.web")
@@ -157,8 +160,10 @@ def create_app(settings: bootstrap.Settings | None = None) -> Flask:
 
     init_api(app)  # authenticates API requests: who is asking comes before what they send
     app.register_blueprint(graph_webhooks.blueprint)
+    app.register_blueprint(google_webhooks.blueprint)
     app.register_blueprint(manifest_blueprint)
     app.register_blueprint(addin_web.blueprint)  # task pane, event runtime, icons
+    app.register_blueprint(addin_google.bp)  # Google Workspace add-on (HTTP runtime)
     app.before_request(_require_json_body)
     app.after_request(_security_headers)
     # Registered after flask-smorest's own handler so that ours wins.
@@ -210,6 +215,7 @@ def _register_cli(app: Flask) -> None:
     app.cli.add_command(db_group)
     app.cli.add_command(crm_group)
     app.cli.add_command(graph_group)
+    app.cli.add_command(google_group)
     app.cli.add_command(manifest_group)
     app.cli.add_command(worker_command)
     app.cli.add_command(serve_command)
@@ -436,7 +442,78 @@ def graph_connect(org: str | None) -> None:
 @click.option("--org", help="Organization id or name.")
 @with_appcontext
 def graph_health(org: str | None) -> None:
-    """Per mailbox: subscription expiry, last notification, last sync, last error."""
+    """Per mailbox (Outlook and Google): push expiry, last notification, last sync, last error."""
+    _print_health(org)
+
+
+@graph_group.command("reconcile")
+@click.argument("address", required=False)
+@click.option("--org", help="Organization id or name.")
+@with_appcontext
+def graph_reconcile(address: str | None, org: str | None) -> None:
+    """Queue a delta reconciliation of one mailbox (by address) or of all of them."""
+    _queue_reconcile(address, org, "microsoft")
+
+
+@click.group("google", help="Google Workspace: connect the domain, sync health, manual syncs.")
+def google_group() -> None:
+    pass
+
+
+@google_group.command("connect")
+@click.argument("domain")
+@click.option("--org", help="Organization id or name.")
+@with_appcontext
+def google_connect(domain: str, org: str | None) -> None:
+    """Connect the organization to a Workspace DOMAIN and read its users (or GOOGLE_WATCH_USERS).
+
+    Each user's Calendar channel, Gmail watch and first sync are queued: the worker
+    (`flask --app wsgi worker`) must be running for them to happen.
+    """
+    from services import mailboxes
+    from services.ports import ProviderError
+
+    container = _container()
+    if not container.settings.google_configured:
+        raise click.ClickException(
+            "Google is not configured: set GOOGLE_SERVICE_ACCOUNT_FILE (and GOOGLE_ADMIN_EMAIL "
+            "or GOOGLE_WATCH_USERS)"
+        )
+    with container.uow(read_only=True) as uow:
+        org_id = _org_id(uow, org)
+    mailboxes.connect_domain(container.uow, org_id=org_id, domain=domain)
+    try:
+        report = container.tasks["refresh_mailboxes"].call_local(org_id, "google")
+    except ProviderError as failure:
+        raise click.ClickException(
+            f"domain {domain} is connected, but its users could not be read: {failure} "
+            f"({failure.reason}). Fix that and run this command again."
+        ) from None
+    click.echo(
+        f"domain {domain.lower()} connected: {report['active']} calendars watched "
+        f"({report['added']} new, {report['deactivated']} no longer watched); "
+        f"{len(report['to_subscribe'])} channels queued for the worker"
+    )
+
+
+@google_group.command("health")
+@click.option("--org", help="Organization id or name.")
+@with_appcontext
+def google_health(org: str | None) -> None:
+    """Per user (Google and Outlook): push expiry, last notification, last sync, last error."""
+    _print_health(org)
+
+
+@google_group.command("reconcile")
+@click.argument("address", required=False)
+@click.option("--org", help="Organization id or name.")
+@with_appcontext
+def google_reconcile(address: str | None, org: str | None) -> None:
+    """Queue an incremental sync of one Google user's calendar (by address) or of all."""
+    _queue_reconcile(address, org, "google")
+
+
+def _print_health(org: str | None) -> None:
     from services import mailboxes
 
     container = _container()
@@ -446,32 +523,33 @@ def graph_health(org: str | None) -> None:
     def when(moment: Any) -> str:
         return moment.strftime("%Y-%m-%d %H:%M") if moment else "-"
 
-    click.echo(f"{'mailbox':<36} {'subscription expires':<20} {'last notification':<18} "
-               f"{'last sync':<18} {'pending':>7}  last error")  # fmt: skip
+    click.echo(f"{'mailbox':<36} {'provider':<9} {'push expires':<16} {'mail watch':<16} "
+               f"{'last notification':<17} {'last sync':<16} {'pending':>7}  "
+               "last error")  # fmt: skip
     for row in rows:
         name = row.address if row.active else f"{row.address} (not watched)"
         click.echo(
-            f"{name:<36} {when(row.subscription_expires_at):<20} "
-            f"{when(row.last_notification_at):<18} {when(row.last_sync_at):<18} "
-            f"{row.pending_notifications:>7}  {row.last_error or '-'}"
+            f"{name:<36} {row.provider:<9} {when(row.subscription_expires_at):<16} "
+            f"{when(row.mail_watch_expires_at):<16} {when(row.last_notification_at):<17} "
+            f"{when(row.last_sync_at):<16} {row.pending_notifications:>7}  "
+            f"{row.last_error or '-'}"
         )
 
 
-@graph_group.command("reconcile")
-@click.argument("address", required=False)
-@click.option("--org", help="Organization id or name.")
-@with_appcontext
-def graph_reconcile(address: str | None, org: str | None) -> None:
-    """Queue a delta reconciliation of one mailbox (by address) or of all of them."""
+def _queue_reconcile(address: str | None, org: str | None, provider: str) -> None:
     from services import mailboxes
 
     container = _container()
     with container.uow(read_only=True) as uow:
         rows = mailboxes.mailbox_health(uow, _org_id(uow, org))
     wanted = address.strip().lower() if address else None
-    chosen = [row for row in rows if row.active and wanted in (None, row.address)]
+    chosen = [
+        row
+        for row in rows
+        if row.active and row.provider == provider and wanted in (None, row.address)
+    ]
     if address and not chosen:
-        raise click.UsageError(f"no watched mailbox {address!r}")
+        raise click.UsageError(f"no watched mailbox {address!r} at {provider}")
     for row in chosen:
         container.tasks["reconcile_mailbox"](row.mailbox_id)
     click.echo(f"{len(chosen)} reconciliations queued")
@@ -510,6 +588,27 @@ def manifest_outlook(output: Path | None, send_mode: str) -> None:
     else:
         output.write_text(document, encoding="utf-8")
         click.echo(f"manifest written to {output}", err=True)
+
+
+@manifest_group.command("google")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    help="Write the descriptor to this file instead of stdout.",
+)
+@with_appcontext
+def manifest_google(output: Path | None) -> None:
+    """The Google Workspace add-on deployment descriptor (JSON) for `gcloud workspace-add-ons`."""
+    try:
+        document = google_manifest.deployment_json(_container().settings)
+    except google_manifest.ManifestError as error:
+        raise click.ClickException(str(error)) from None
+    if output is None:
+        click.echo(document, nl=False)
+    else:
+        output.write_text(document, encoding="utf-8")
+        click.echo(f"deployment descriptor written to {output}", err=True)
 
 
 @click.command("worker")

@@ -156,6 +156,8 @@ class GraphCalendar:
     ``now() + window_future``.
     """
 
+    signals_name_events = True  # a notification carries the changed event's id
+
     def __init__(
         self,
         client: GraphClient,

@@ -25,6 +25,7 @@ from services import metrics
 from services.db import utcnow
 from services.errors import Conflict, NotFound
 from services.meetings import EventType, Removed
+from services.notifications import record_signal
 from services.organizations import users_by_email
 from services.ports import (
     CalendarSource,
@@ -34,6 +35,7 @@ from services.ports import (
     CursorExpired,
     Directory,
     MailboxRef,
+    MailWatch,
     ProviderError,
     PushChannels,
 )
@@ -63,16 +65,23 @@ __all__ = [
     "SyncPolicy",
     "SyncReport",
     "active_mailbox_ids",
+    "connect_domain",
     "connect_tenant",
     "drop_subscriptions",
+    "ensure_mail_watch",
     "ensure_subscription",
+    "google_organizations",
     "handle_lifecycle",
     "mailbox_health",
     "mailboxes_needing_sync",
+    "organization_for_domain",
     "organization_for_tenant",
+    "process_mail_news",
+    "provider_of",
     "reconcile_mailbox",
     "refresh_mailboxes",
     "renew_subscriptions",
+    "stop_mail_watches",
     "sync_mailbox",
 ]
 
@@ -80,7 +89,10 @@ log = logging.getLogger(__name__)
 
 UowFactory = Callable[..., UnitOfWork]
 
+# Subscription.kind: the calendar push registration (Graph subscription, Google Calendar
+# channel) and Gmail's watch, which only says "new mail" (a second signal for Google users).
 SUBSCRIPTION_KIND: Final = "mailbox_events"
+MAIL_WATCH_KIND: Final = "gmail_watch"
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +156,7 @@ class MailboxHealth:
     address: str
     active: bool
     subscription_expires_at: dt.datetime | None
+    mail_watch_expires_at: dt.datetime | None  # Google users' Gmail watch (second signal)
     last_notification_at: dt.datetime | None
     last_sync_at: dt.datetime | None
     last_error: str | None
@@ -176,6 +189,51 @@ def organization_for_tenant(uow_factory: UowFactory, tenant_id: str) -> int | No
         return uow.session.scalar(
             select(Organization.id).where(Organization.ms_tenant_id == tenant_id)
         )
+
+
+def connect_domain(uow_factory: UowFactory, *, org_id: int, domain: str) -> None:
+    """Link an organization to its Google Workspace domain (its admin granted delegation)."""
+    domain = domain.strip().lower()
+    if not domain or "." not in domain or "@" in domain:
+        raise Conflict(f"{domain!r} is not a domain name")
+    with uow_factory() as uow:
+        organization = uow.session.get(Organization, org_id)
+        if organization is None:
+            raise NotFound(f"organization {org_id} does not exist")
+        other = uow.session.scalar(
+            select(Organization.id).where(
+                Organization.google_domain == domain, Organization.id != org_id
+            )
+        )
+        if other is not None:
+            raise Conflict(f"domain {domain} is already connected to organization {other}")
+        organization.google_domain = domain
+        uow.commit()
+
+
+def organization_for_domain(uow_factory: UowFactory, domain: str) -> int | None:
+    with uow_factory(read_only=True) as uow:
+        return uow.session.scalar(
+            select(Organization.id).where(Organization.google_domain == domain.strip().lower())
+        )
+
+
+def google_organizations(uow_factory: UowFactory) -> list[int]:
+    with uow_factory(read_only=True) as uow:
+        return list(
+            uow.session.scalars(
+                select(Organization.id)
+                .where(Organization.google_domain.is_not(None))
+                .order_by(Organization.id)
+            )
+        )
+
+
+def provider_of(uow_factory: UowFactory, mailbox_id: int) -> Provider | None:
+    """Which provider a mailbox is at: the jobs pick the adapters by it."""
+    with uow_factory(read_only=True) as uow:
+        provider = uow.session.scalar(select(Mailbox.provider).where(Mailbox.id == mailbox_id))
+    return None if provider is None else Provider(provider)
 
 
 def refresh_mailboxes(
@@ -234,7 +292,9 @@ def refresh_mailboxes(
         live = set(
             uow.session.scalars(
                 select(Subscription.mailbox).where(
-                    Subscription.org_id == org_id, Subscription.provider == provider
+                    Subscription.org_id == org_id,
+                    Subscription.provider == provider,
+                    Subscription.kind == SUBSCRIPTION_KIND,
                 )
             )
         )
@@ -253,6 +313,7 @@ def refresh_mailboxes(
                 select(Subscription).where(
                     Subscription.org_id == org_id,
                     Subscription.provider == provider,
+                    Subscription.kind == SUBSCRIPTION_KIND,
                     Subscription.mailbox.not_in(entries) if entries else true(),
                 )
             )
@@ -288,7 +349,12 @@ def ensure_subscription(
     now: dt.datetime | None = None,
     policy: SyncPolicy = SyncPolicy(),
 ) -> str:
-    """Make sure the mailbox has a live subscription: "exists", "created" or "inactive"."""
+    """Make sure the mailbox has a live subscription: "exists", "created" or "inactive".
+
+    One that expires within `renew_before` is renewed in place where the provider allows it
+    (Graph), else replaced: the new channel is created first and the old one stopped after, so
+    nothing goes unannounced in between (Google Calendar; both are accepted meanwhile).
+    """
     now = now or utcnow()
     with uow_factory() as uow:
         mailbox = uow.session.get(Mailbox, mailbox_id)
@@ -298,14 +364,15 @@ def ensure_subscription(
         current = _subscription_of(uow, mailbox)
         if current is not None and current.expires_at > now + policy.renew_before:
             return "exists"
-        stale = current.external_id if current is not None else None
-    if stale is not None:
+        stale = None if current is None else (current.external_id, current.resource)
+    if stale is not None and channels.renewable:
         try:
-            renewed = channels.renew(stale)
+            renewed = channels.renew(stale[0])
         except ChannelGone:
-            pass
+            _forget_subscription(uow_factory, stale[0])
+            stale = None
         else:
-            _store_expiry(uow_factory, stale, renewed)
+            _store_expiry(uow_factory, stale[0], renewed)
             return "exists"
     client_state = secrets.token_urlsafe(32)  # 43 characters; Graph allows up to 128
     try:
@@ -317,11 +384,14 @@ def ensure_subscription(
             raise RetryLater(str(failure), delay=_delay(failure, policy)) from failure
         raise
     with uow_factory() as uow:
+        others = Subscription.external_id != (stale[0] if stale is not None else "")
         uow.session.execute(
             delete(Subscription).where(
                 Subscription.org_id == ref.org_id,
                 Subscription.provider == ref.provider,
                 Subscription.mailbox == ref.address,
+                Subscription.kind == SUBSCRIPTION_KIND,
+                others,
             )
         )
         uow.session.add(
@@ -337,6 +407,8 @@ def ensure_subscription(
             )
         )
         uow.commit()
+    if stale is not None:  # the replaced channel: stopped once the new one is stored
+        _stop_channel(uow_factory, channels, stale[0], stale[1], ref)
     log.info("subscription.created mailbox_id=%s expires=%s", mailbox_id, channel.expires_at)
     return "created"
 
@@ -349,7 +421,7 @@ def renew_subscriptions(
     now: dt.datetime | None = None,
     policy: SyncPolicy = SyncPolicy(),
 ) -> list[int]:
-    """Renew every subscription that expires within `renew_before`.
+    """Renew (or replace) every subscription that expires within `renew_before`.
 
     Returns the mailboxes whose subscription was gone and must be recreated (and resynced: what
     happened while it was gone was never announced).
@@ -367,12 +439,19 @@ def renew_subscriptions(
                 )
                 .where(
                     Subscription.provider == provider,
+                    Subscription.kind == SUBSCRIPTION_KIND,
                     Subscription.expires_at <= now + policy.renew_before,
                 )
             )
         )
     gone: list[int] = []
     for external_id, mailbox_id in due:
+        if not channels.renewable:
+            try:
+                ensure_subscription(uow_factory, channels, mailbox_id, now=now, policy=policy)
+            except (ProviderError, RetryLater):
+                continue  # recorded on the mailbox; the old channel lives until it expires
+            continue
         try:
             expires_at = channels.renew(external_id)
         except ChannelGone:
@@ -393,13 +472,45 @@ def drop_subscriptions(
 
     One that cannot be deleted now is kept (and tried again at the next refresh).
     """
-    for external_id in external_ids:
-        try:
-            channels.unsubscribe(external_id)
-        except ProviderError as failure:
-            log.warning("subscription.delete_failed reason=%s: %s", failure.reason, failure)
-            continue
-        _forget_subscription(uow_factory, external_id)
+    with uow_factory(read_only=True) as uow:
+        rows = list(
+            uow.session.execute(
+                select(
+                    Subscription.external_id,
+                    Subscription.resource,
+                    Mailbox.org_id,
+                    Mailbox.provider,
+                    Mailbox.address,
+                    Mailbox.external_id,
+                )
+                .join(
+                    Mailbox,
+                    (Mailbox.org_id == Subscription.org_id)
+                    & (Mailbox.provider == Subscription.provider)
+                    & (Mailbox.address == Subscription.mailbox),
+                )
+                .where(Subscription.external_id.in_(external_ids))
+            )
+        )
+    for external_id, resource, org_id, provider, address, user_id in rows:
+        ref = MailboxRef(org_id, Provider(provider), address, user_id)
+        _stop_channel(uow_factory, channels, external_id, resource, ref)
+
+
+def _stop_channel(
+    uow_factory: UowFactory,
+    channels: PushChannels,
+    external_id: str,
+    resource: str,
+    ref: MailboxRef,
+) -> None:
+    try:
+        channels.unsubscribe(external_id, resource=resource, mailbox=ref)
+    except ProviderError as failure:
+        # Kept: the next refresh or replacement tries again (it expires by itself anyway).
+        log.warning("subscription.delete_failed reason=%s: %s", failure.reason, failure)
+        return
+    _forget_subscription(uow_factory, external_id)
 
 
 def handle_lifecycle(
@@ -490,6 +601,7 @@ def _subscription_of(uow: UnitOfWork, mailbox: Mailbox) -> Subscription | None:
             Subscription.org_id == mailbox.org_id,
             Subscription.provider == mailbox.provider,
             Subscription.mailbox == mailbox.address,
+            Subscription.kind == SUBSCRIPTION_KIND,
         )
         .order_by(Subscription.expires_at.desc())
         .limit(1)
@@ -510,6 +622,205 @@ def _forget_subscription(uow_factory: UowFactory, external_id: str) -> None:
     with uow_factory() as uow:
         uow.session.execute(delete(Subscription).where(Subscription.external_id == external_id))
         uow.commit()
+
+
+# --------------------------------------------------------------------------- Gmail watches
+
+
+@dataclass(slots=True)
+class MailReport:
+    mailbox_id: int
+    pushes: int = 0
+    calendar_messages: int = 0
+    history_expired: bool = False
+    sync_mailbox_id: int | None = None  # the calendar sync the caller must enqueue, if any
+    skipped: str = ""
+
+
+def ensure_mail_watch(
+    uow_factory: UowFactory,
+    watch: MailWatch,
+    mailbox_id: int,
+    *,
+    now: dt.datetime | None = None,
+    renew_before: dt.timedelta = dt.timedelta(days=6),
+) -> str:
+    """Start or renew a Google user's Gmail watch: "exists", "created", "renewed" or "inactive".
+
+    Gmail wants a watch call at least every 7 days and recommends one a day; a daily job with
+    the default `renew_before` does that. The history id to resume from is kept across renewals
+    (a renewal's is newer: taking it would skip the mail in between).
+    """
+    now = now or utcnow()
+    with uow_factory(read_only=True) as uow:
+        mailbox = uow.session.get(Mailbox, mailbox_id)
+        if mailbox is None or not mailbox.active:
+            return "inactive"
+        ref = _ref(mailbox)
+        current = _mail_watch_of(uow, ref)
+        if current is not None and current.expires_at > now + renew_before:
+            return "exists"
+    try:
+        channel = watch.watch(ref)
+    except ProviderError as failure:
+        _record_error(uow_factory, mailbox_id, failure)
+        raise
+    with uow_factory() as uow:
+        row = _mail_watch_of(uow, ref)
+        if row is None:
+            uow.session.add(
+                Subscription(
+                    org_id=ref.org_id,
+                    provider=ref.provider,
+                    kind=MAIL_WATCH_KIND,
+                    mailbox=ref.address,
+                    external_id=channel.external_id,
+                    resource=channel.resource,
+                    # Pushes are authenticated by Pub/Sub's OIDC token, not by a shared secret.
+                    secret=secrets.token_urlsafe(32),
+                    expires_at=channel.expires_at,
+                )
+            )
+        else:
+            row.expires_at = channel.expires_at
+        uow.commit()
+    log.info("mail_watch.%s mailbox_id=%s", "renewed" if row else "created", mailbox_id)
+    return "renewed" if row is not None else "created"
+
+
+def stop_mail_watches(uow_factory: UowFactory, watch: MailWatch, *, org_id: int) -> int:
+    """Stop the Gmail watches of mailboxes no longer watched; returns how many were stopped."""
+    with uow_factory(read_only=True) as uow:
+        rows = list(
+            uow.session.execute(
+                select(Subscription.external_id, Mailbox.id)
+                .join(
+                    Mailbox,
+                    (Mailbox.org_id == Subscription.org_id)
+                    & (Mailbox.provider == Subscription.provider)
+                    & (Mailbox.address == Subscription.mailbox),
+                )
+                .where(
+                    Subscription.org_id == org_id,
+                    Subscription.kind == MAIL_WATCH_KIND,
+                    Mailbox.active.is_(False),
+                )
+            )
+        )
+        refs = {
+            mailbox_id: _ref(uow.session.get_one(Mailbox, mailbox_id)) for _, mailbox_id in rows
+        }
+    stopped = 0
+    for external_id, mailbox_id in rows:
+        try:
+            watch.stop(refs[mailbox_id])
+        except ProviderError as failure:
+            log.warning("mail_watch.stop_failed reason=%s: %s", failure.reason, failure)
+            continue
+        _forget_subscription(uow_factory, external_id)
+        stopped += 1
+    return stopped
+
+
+def process_mail_news(
+    uow_factory: UowFactory,
+    watch: MailWatch,
+    mailbox_id: int,
+    *,
+    policy: SyncPolicy = SyncPolicy(),
+) -> MailReport:
+    """Look at a Google user's new mail after Gmail pushes; invitations and replies signal a sync.
+
+    The pushes are a second signal beside the Calendar channel (which Google does not promise to
+    deliver): new mail carrying a text/calendar part, or a history id too old to read (404), is
+    recorded as a change of the user's calendar, whose sync then runs as for any notification.
+    """
+    report = MailReport(mailbox_id)
+    with uow_factory() as uow:
+        mailbox = uow.session.get(Mailbox, mailbox_id)
+        if mailbox is None:
+            report.skipped = "no such mailbox"
+            return report
+        ref = _ref(mailbox)
+        active = mailbox.active
+        claimed = list(
+            uow.session.execute(
+                select(InboundNotification.id, InboundNotification.payload).where(
+                    InboundNotification.org_id == ref.org_id,
+                    InboundNotification.provider == ref.provider,
+                    InboundNotification.mailbox == ref.address,
+                    InboundNotification.status == NotificationStatus.PENDING,
+                    InboundNotification.kind == "mail",
+                )
+            )
+        )
+        row = _mail_watch_of(uow, ref)
+        since = row.resource if row is not None else ""
+    ids = [row_id for row_id, _ in claimed]
+    report.pushes = len(ids)
+    if not ids:
+        report.skipped = "nothing pending"
+        return report
+    if not active or not since:
+        _finish_notifications(uow_factory, ids, NotificationStatus.DONE)
+        report.skipped = "mailbox not watched"
+        return report
+    pushed = max((_history_number(payload) for _, payload in claimed), default=0)
+    try:
+        news = watch.news(ref, since)
+    except CursorExpired:
+        report.history_expired = True
+        resume_from = str(pushed) if pushed else since
+    except ProviderError as failure:
+        _fail_notifications(uow_factory, ids, failure, policy)
+        _record_error(uow_factory, mailbox_id, failure)
+        if failure.transient:
+            raise RetryLater(str(failure), delay=_delay(failure, policy)) from failure
+        return report
+    else:
+        report.calendar_messages = news.calendar_messages
+        resume_from = news.history_id
+    with uow_factory() as uow:
+        row = _mail_watch_of(uow, ref)
+        if row is not None:
+            row.resource = resume_from
+        uow.commit()
+    if report.calendar_messages or report.history_expired:
+        with uow_factory() as uow:
+            to_sync = record_signal(
+                uow,
+                org_id=ref.org_id,
+                provider=ref.provider,
+                mailbox=ref.address,
+                dedupe_key=f"gmail:{ref.address}:{since}:{resume_from}",
+                payload={"source": "gmail", "history_id": resume_from},
+            )
+        report.sync_mailbox_id = to_sync[0] if to_sync else None
+    _finish_notifications(uow_factory, ids, NotificationStatus.DONE)
+    log.info(
+        "mail.news mailbox_id=%s pushes=%s calendar_messages=%s expired=%s",
+        mailbox_id,
+        report.pushes,
+        report.calendar_messages,
+        report.history_expired,
+    )
+    return report
+
+
+def _mail_watch_of(uow: UnitOfWork, ref: MailboxRef) -> Subscription | None:
+    return uow.session.scalar(
+        select(Subscription).where(
+            Subscription.org_id == ref.org_id,
+            Subscription.provider == ref.provider,
+            Subscription.mailbox == ref.address,
+            Subscription.kind == MAIL_WATCH_KIND,
+        )
+    )
+
+
+def _history_number(payload: object) -> int:
+    value = payload.get("history_id") if isinstance(payload, dict) else None
+    return int(value) if isinstance(value, str) and value.isdigit() else 0
 
 
 # --------------------------------------------------------------------------- syncs
@@ -565,14 +876,11 @@ def sync_mailbox(
         return report
     signals = _signals(payload for _, payload in claimed)
     try:
-        _apply_all(
-            uow_factory,
-            ref,
-            source.changed_events(ref, signals),
-            report,
-            now=now,
-            chunk_size=policy.chunk_size,
-        )
+        if source.signals_name_events:
+            changes = source.changed_events(ref, signals)
+            _apply_all(uow_factory, ref, changes, report, now=now, chunk_size=policy.chunk_size)
+        else:  # "the calendar changed": the changes since the cursor say what
+            _incremental(uow_factory, source, ref, report, now=now or utcnow(), policy=policy)
     except ProviderError as failure:
         _fail_notifications(uow_factory, ids, failure, policy)
         _record_error(uow_factory, mailbox_id, failure)
@@ -615,6 +923,41 @@ def reconcile_mailbox(
             report.skipped = "mailbox not watched"
             return report
         ref = _ref(mailbox)
+    try:
+        _incremental(uow_factory, source, ref, report, now=now, policy=policy)
+    except ProviderError as failure:
+        _record_error(uow_factory, mailbox_id, failure)
+        _count_run(uow_factory, "reconcile", "error")
+        if failure.transient:
+            raise RetryLater(str(failure), delay=_delay(failure, policy)) from failure
+        return report
+    _record_success(uow_factory, mailbox_id, report)
+    _count_run(uow_factory, "reconcile", "ok")
+    log.info(
+        "sync.reconciled mailbox_id=%s full=%s applied=%s removed=%s failed=%s",
+        mailbox_id,
+        report.full_resync,
+        report.applied,
+        report.removed,
+        report.failed,
+    )
+    return report
+
+
+def _incremental(
+    uow_factory: UowFactory,
+    source: CalendarSource,
+    ref: MailboxRef,
+    report: SyncReport,
+    *,
+    now: dt.datetime,
+    policy: SyncPolicy,
+) -> None:
+    """One delta round from the stored cursor (a full round without one); stores the new cursor.
+
+    Raises ProviderError; the stored cursor then stays as it was.
+    """
+    with uow_factory() as uow:
         state = _sync_state(uow, ref)
         cursor, stored_start, stored_end = state.cursor, state.window_start, state.window_end
         uow.commit()
@@ -627,35 +970,17 @@ def reconcile_mailbox(
     else:
         window = (stored_start, stored_end)  # a delta link keeps the window it started with
     try:
-        try:
-            new_cursor = _delta_round(uow_factory, source, ref, cursor, window, report, policy, now)
-        except CursorExpired:
-            log.info("sync.cursor_expired mailbox_id=%s: full resync", mailbox_id)
-            cursor, window = None, fresh_window
-            report = SyncReport(mailbox_id)
-            new_cursor = _delta_round(uow_factory, source, ref, None, window, report, policy, now)
-    except ProviderError as failure:
-        _record_error(uow_factory, mailbox_id, failure)
-        _count_run(uow_factory, "reconcile", "error")
-        if failure.transient:
-            raise RetryLater(str(failure), delay=_delay(failure, policy)) from failure
-        return report
+        new_cursor = _delta_round(uow_factory, source, ref, cursor, window, report, policy, now)
+    except CursorExpired:
+        log.info("sync.cursor_expired mailbox=%s: full resync", ref.address)
+        window = fresh_window
+        report.applied = report.removed = report.ignored = report.failed = 0
+        new_cursor = _delta_round(uow_factory, source, ref, None, window, report, policy, now)
     with uow_factory() as uow:
         state = _sync_state(uow, ref)
         state.cursor = new_cursor
         state.window_start, state.window_end = window
         uow.commit()
-    _record_success(uow_factory, mailbox_id, report)
-    _count_run(uow_factory, "reconcile", "ok")
-    log.info(
-        "sync.reconciled mailbox_id=%s full=%s applied=%s removed=%s failed=%s",
-        mailbox_id,
-        report.full_resync,
-        report.applied,
-        report.removed,
-        report.failed,
-    )
-    return report
 
 
 def mailboxes_needing_sync(
@@ -920,10 +1245,13 @@ def mailbox_health(uow: UnitOfWork, org_id: int) -> list[MailboxHealth]:
             .group_by(InboundNotification.mailbox)
         ).all()
     )
-    subscriptions = {
-        (row.provider, row.mailbox): row.expires_at
-        for row in uow.session.scalars(select(Subscription).where(Subscription.org_id == org_id))
-    }
+    subscriptions: dict[tuple[str, str, str], dt.datetime] = {}
+    for row in uow.session.scalars(
+        select(Subscription)
+        .where(Subscription.org_id == org_id)
+        .order_by(Subscription.expires_at)  # the latest wins (a replaced channel overlaps)
+    ):
+        subscriptions[(row.kind, row.provider, row.mailbox)] = row.expires_at
     states = {
         (row.provider, row.mailbox): row
         for row in uow.session.scalars(select(SyncState).where(SyncState.org_id == org_id))
@@ -940,7 +1268,8 @@ def mailbox_health(uow: UnitOfWork, org_id: int) -> list[MailboxHealth]:
                 provider=mailbox.provider,
                 address=mailbox.address,
                 active=mailbox.active,
-                subscription_expires_at=subscriptions.get(key),
+                subscription_expires_at=subscriptions.get((SUBSCRIPTION_KIND, *key)),
+                mail_watch_expires_at=subscriptions.get((MAIL_WATCH_KIND, *key)),
                 last_notification_at=mailbox.last_notification_at,
                 last_sync_at=state.last_success_at if state else None,
                 last_error=state.last_error if state else None,

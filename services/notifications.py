@@ -29,7 +29,14 @@ from services.db import utcnow
 from services.tables import InboundNotification, Mailbox, Provider, Subscription
 from services.unit_of_work import UnitOfWork
 
-__all__ = ["Incoming", "Recorded", "record_notifications"]
+__all__ = [
+    "Incoming",
+    "Recorded",
+    "channel_is_valid",
+    "record_mail_push",
+    "record_notifications",
+    "record_signal",
+]
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +49,9 @@ class Incoming:
     client_state: str  # the secret the provider echoes back
     payload: Mapping[str, Any]  # the item as received (kept for audit; secret removed)
     lifecycle_event: str | None = None
+    # The provider's id of the watched resource, when it sends one (Google's X-Goog-Resource-ID):
+    # it must match the one the subscription was created with.
+    resource: str | None = None
 
 
 @dataclass(slots=True)
@@ -70,15 +80,14 @@ def record_notifications(
     seen: set[str] = set()
     for item in items:
         subscription = subscriptions.get(item.subscription_id)
-        if subscription is None or not hmac.compare_digest(
-            subscription.secret.encode(), item.client_state.encode()
-        ):
+        problem = _problem(subscription, item)
+        if subscription is None or problem is not None:
             # Never log the clientState: for a near-miss it is close to the secret.
             log.warning(
                 "notification.rejected provider=%s subscription=%s reason=%s",
                 provider,
                 item.subscription_id[:64],
-                "unknown subscription" if subscription is None else "clientState mismatch",
+                problem,
             )
             result.rejected += 1
             continue
@@ -117,6 +126,113 @@ def record_notifications(
     metrics.increment(uow, "mtc_notifications_rejected_total", result.rejected)
     uow.commit()
     return result
+
+
+def channel_is_valid(
+    uow: UnitOfWork, provider: Provider, external_id: str, secret: str, resource: str
+) -> bool:
+    """Whether a push names a stored channel with this secret and resource (nothing recorded)."""
+    subscription = _subscriptions(uow, provider, {external_id}).get(external_id)
+    item = Incoming(external_id, secret, {}, resource=resource)
+    return _problem(subscription, item) is None
+
+
+def record_signal(
+    uow: UnitOfWork,
+    *,
+    org_id: int,
+    provider: Provider,
+    mailbox: str,
+    dedupe_key: str,
+    payload: Mapping[str, Any],
+    now: dt.datetime | None = None,
+) -> list[int]:
+    """Record a change signal that came from elsewhere than a calendar webhook (Gmail's news of
+    an invitation); returns the mailbox to enqueue a sync for, if nobody has. Commits."""
+    now = now or utcnow()
+    row = {
+        "org_id": org_id,
+        "provider": provider,
+        "dedupe_key": dedupe_key[:400],
+        "mailbox": mailbox,
+        "subscription_id": None,
+        "payload": dict(payload),
+        "status": "pending",
+        "received_at": now,
+        "attempts": 0,
+        "kind": "change",
+    }
+    inserted = _insert_new(uow, [row])
+    to_sync = _flag_mailboxes(uow, provider, [row], now) if inserted else []
+    uow.commit()
+    return to_sync
+
+
+def record_mail_push(
+    uow: UnitOfWork,
+    *,
+    address: str,
+    history_id: str,
+    message_id: str,
+    kind: str,
+    now: dt.datetime | None = None,
+) -> int | None:
+    """Record a verified Gmail push (Pub/Sub message) for a watched mailbox. Commits.
+
+    Returns the mailbox's id when its mail history must be looked at, None when the address is
+    not watched or the message was delivered before (Pub/Sub delivers at least once).
+    """
+    now = now or utcnow()
+    watch = uow.session.scalar(
+        select(Subscription).where(
+            Subscription.provider == Provider.GOOGLE,
+            Subscription.kind == kind,
+            Subscription.external_id == address,
+        )
+    )
+    if watch is None:
+        log.info("mail_push.ignored reason=unwatched")
+        metrics.increment(uow, "mtc_notifications_rejected_total")
+        uow.commit()
+        return None
+    row = {
+        "org_id": watch.org_id,
+        "provider": Provider.GOOGLE,
+        "dedupe_key": f"pubsub:{message_id[:200]}",
+        "mailbox": watch.mailbox,
+        "subscription_id": watch.id,
+        "payload": {"history_id": history_id, "message_id": message_id},
+        "status": "pending",
+        "received_at": now,
+        "attempts": 0,
+        "kind": "mail",
+    }
+    inserted = _insert_new(uow, [row])
+    _touch_subscriptions(uow, {watch.id}, now)
+    metrics.increment(uow, "mtc_notifications_received_total")
+    mailbox_id = uow.session.scalar(
+        update(Mailbox)
+        .where(
+            Mailbox.org_id == watch.org_id,
+            Mailbox.provider == Provider.GOOGLE,
+            Mailbox.address == watch.mailbox,
+            Mailbox.active.is_(True),
+        )
+        .values(last_notification_at=now)
+        .returning(Mailbox.id)
+    )
+    uow.commit()
+    return mailbox_id if inserted else None
+
+
+def _problem(subscription: Subscription | None, item: Incoming) -> str | None:
+    if subscription is None:
+        return "unknown subscription"
+    if not hmac.compare_digest(subscription.secret.encode(), item.client_state.encode()):
+        return "clientState mismatch"
+    if item.resource is not None and item.resource != subscription.resource:
+        return "resource mismatch"
+    return None
 
 
 def _subscriptions(

@@ -710,13 +710,15 @@ def _merge_response(
     """
     response, at = attendee.response, attendee.responded_at
     stored_at = participant.responded_at
-    if response == participant.response:
+    changed = response != participant.response
+    if at is None and own and response not in _NO_ANSWER and (changed or stored_at is None):
+        # Observed now; also when another copy reported the same answer first, untimed.
+        at = now
+    if not changed:
         if at is not None and (stored_at is None or at > stored_at):
             participant.responded_at = at
             changes.changed = True
         return
-    if at is None and own and response not in _NO_ANSWER:
-        at = now
     if at is None:
         take = stored_at is None and response != Response.NONE
     else:

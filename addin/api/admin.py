@@ -1,4 +1,5 @@
-"""/api/v1/admin: connecting the Microsoft 365 tenant, sync health per mailbox, metrics (E2).
+"""/api/v1/admin: connecting the Microsoft 365 tenant or Google Workspace domain, sync health per
+mailbox, metrics (E2).
 
 Admin API keys only: an add-in user's token never reaches these.
 """
@@ -10,7 +11,7 @@ from typing import Any
 from flask import Response
 from flask.views import MethodView
 from flask_smorest import Blueprint
-from marshmallow import Schema, fields
+from marshmallow import Schema, fields, validate
 
 from addin.context import container, principal
 from services import mailboxes, metrics
@@ -34,7 +35,13 @@ class MailboxHealthOut(Schema):
     provider = fields.String()
     address = fields.String()
     active = fields.Boolean()
-    subscription_expires_at = fields.DateTime(allow_none=True)
+    subscription_expires_at = fields.DateTime(
+        allow_none=True,
+        metadata={"description": "Graph subscription or Google Calendar channel."},
+    )
+    mail_watch_expires_at = fields.DateTime(
+        allow_none=True, metadata={"description": "Google users' Gmail watch (second signal)."}
+    )
     last_notification_at = fields.DateTime(allow_none=True)
     last_sync_at = fields.DateTime(allow_none=True)
     last_error = fields.String(allow_none=True, metadata={"description": "In words."})
@@ -44,6 +51,19 @@ class MailboxHealthOut(Schema):
 
 class MailboxHealthList(Schema):
     items = fields.List(fields.Nested(MailboxHealthOut))
+
+
+class GoogleConnectIn(Schema):
+    domain = fields.String(
+        required=True,
+        validate=validate.Regexp(r"^[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$"),
+        metadata={"description": "The Workspace primary domain, e.g. contoso.com."},
+    )
+
+
+class GoogleConnectOut(Schema):
+    domain = fields.String()
+    status = fields.String(metadata={"description": "'queued': the user list is being read."})
 
 
 class ConnectOut(Schema):
@@ -79,6 +99,27 @@ class ConnectMicrosoft(MethodView):
         mailboxes.connect_tenant(container().uow, org_id=org_id, tenant_id=tenant_id)
         container().tasks["refresh_mailboxes"](org_id)
         return {"tenant_id": tenant_id, "status": "queued"}
+
+
+@blp.route("/google/connect")
+class ConnectGoogle(MethodView):
+    @blp.arguments(GoogleConnectIn)
+    @blp.response(202, GoogleConnectOut)
+    def post(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Connect the organization to a Google Workspace domain; calendars and channels follow.
+
+        The user list (Admin SDK Directory, or GOOGLE_WATCH_USERS) is read, and each user's
+        Calendar channel, Gmail watch and first sync set up, by the worker.
+        """
+        if not container().settings.google_configured:
+            raise Conflict(
+                "Google is not configured: set GOOGLE_SERVICE_ACCOUNT_FILE and GOOGLE_ADMIN_EMAIL"
+            )
+        org_id = principal().org_id
+        domain = body["domain"].lower()
+        mailboxes.connect_domain(container().uow, org_id=org_id, domain=domain)
+        container().tasks["refresh_mailboxes"](org_id, "google")
+        return {"domain": domain, "status": "queued"}
 
 
 @blp.route("/metrics")

@@ -193,3 +193,133 @@ def start_worker(world: World) -> subprocess.Popen[bytes]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+
+
+# --------------------------------------------------------------------------- Google
+
+GOOGLE_ADMIN = f"admin@{DOMAIN}"
+PUBSUB_TOPIC = "projects/crm-project/topics/gmail-push"
+PUBSUB_AUDIENCE = f"{PUBLIC_BASE_URL}/webhooks/google/pubsub"
+PUBSUB_ACCOUNT = "gmail-push@crm-project.iam.gserviceaccount.com"
+ADDON_SCOPES = [
+    "https://www.googleapis.com/auth/calendar.addons.current.event.read",
+    "https://www.googleapis.com/auth/calendar.addons.execute",
+    "https://www.googleapis.com/auth/gmail.addons.current.message.readonly",
+    "https://www.googleapis.com/auth/gmail.addons.execute",
+    "https://www.googleapis.com/auth/script.locale",
+    "https://www.googleapis.com/auth/userinfo.email",
+]
+
+
+@dataclass
+class GoogleWorld:
+    """The Microsoft world plus the Google stand-ins: one organization, both providers."""
+
+    world: World
+    standins: Any  # tests.standins.GoogleStandIns
+    identity: Any  # tests.standins.google_identity.GoogleIdentity
+
+    @property
+    def google(self) -> Any:
+        return self.standins.google
+
+    def add_user(self, local: str, name: str = "") -> str:
+        address = f"{local}@{DOMAIN}"
+        self.google.add_user(address, name or local.title(), time_zone="Europe/Oslo")
+        return address
+
+    def connect(self) -> None:
+        """The admin connects the Workspace domain; the worker watches every user."""
+        answer = self.world.api("POST", "/admin/google/connect", json={"domain": DOMAIN})
+        assert answer.status_code == 202, answer.text
+        self.world.drain()
+
+    def notify(self) -> list[int | None]:
+        """Google announces what changed (header-only POSTs); the worker syncs."""
+        statuses = self.google.flush_notifications()
+        assert all(status == 200 for status in statuses), statuses
+        self.world.drain()
+        return statuses
+
+    def push_mail(self, user: str, *, token: str | None = None) -> int | None:
+        """Pub/Sub pushes Gmail's news for `user` with an OIDC token (a valid one by default)."""
+        if token is None:
+            token = self.identity.mint_id_token(PUBSUB_AUDIENCE, PUBSUB_ACCOUNT)
+        status: int | None = self.google.pubsub_push(
+            user, f"{self.world.server.base_url}/webhooks/google/pubsub", token
+        )
+        self.world.drain()
+        return status
+
+    # --- the add-on, called as Google calls it
+
+    def addon(self, path: str, user: str, **event: Any) -> requests.Response:
+        from tests.standins.google_identity import ADDON_CLIENT_ID, ADDON_SERVICE_ACCOUNT
+
+        url = f"{PUBLIC_BASE_URL}/addon/google/{path}"
+        system = self.identity.mint_id_token(url, ADDON_SERVICE_ACCOUNT)
+        user_token = self.identity.mint_id_token(ADDON_CLIENT_ID, user, hd=DOMAIN)
+        common: dict[str, Any] = {"hostApp": event.pop("host", "CALENDAR"), "platform": "WEB"}
+        if "parameters" in event:
+            common["parameters"] = event.pop("parameters")
+        if "inputs" in event:
+            common["formInputs"] = {
+                key: {"stringInputs": {"value": value}}
+                for key, value in event.pop("inputs").items()
+            }
+        body = {
+            "commonEventObject": common,
+            "authorizationEventObject": {
+                "userIdToken": user_token,
+                "authorizedScopes": ADDON_SCOPES,
+            },
+            **event,
+        }
+        return requests.post(
+            f"{self.world.server.base_url}/addon/google/{path}",
+            json=body,
+            headers={"Authorization": f"Bearer {system}"},
+            timeout=30,
+        )
+
+
+@pytest.fixture
+def gworld(world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[GoogleWorld]:
+    from gmail.client import SCOPES
+    from tests.standins import google_standins
+    from tests.standins.google_identity import (
+        ADDON_CLIENT_ID,
+        ADDON_SERVICE_ACCOUNT,
+        GoogleIdentity,
+    )
+
+    directory = tmp_path / "google"
+    directory.mkdir()
+    with (
+        google_standins(directory, ca=world.ms.ca) as standins,
+        GoogleIdentity(world.ms.ca) as identity,
+    ):
+        google = standins.google
+        key = google.write_service_account_file(directory / "service-account.json")
+        google.grant_delegation(key["client_id"], SCOPES)
+        google.add_user(GOOGLE_ADMIN, "Admin", time_zone="Europe/Oslo")
+        google.set_admin(GOOGLE_ADMIN)
+        environment = standins.environment()
+        for name in ("REQUESTS_CA_BUNDLE", "SSL_CERT_FILE", "CURL_CA_BUNDLE"):
+            monkeypatch.setenv(name, environment[name])
+        world.container.settings = replace(
+            world.container.settings,
+            google_service_account_file=directory / "service-account.json",
+            google_calendar_base_url=environment["GOOGLE_CALENDAR_BASE_URL"],
+            google_gmail_base_url=environment["GOOGLE_GMAIL_BASE_URL"],
+            google_directory_base_url=environment["GOOGLE_DIRECTORY_BASE_URL"],
+            google_admin_email=GOOGLE_ADMIN,
+            google_certs_url=identity.certs_url,
+            google_addon_service_account=ADDON_SERVICE_ACCOUNT,
+            google_addon_client_id=ADDON_CLIENT_ID,
+            google_pubsub_topic=PUBSUB_TOPIC,
+            google_pubsub_audience=PUBSUB_AUDIENCE,
+            google_pubsub_service_account=PUBSUB_ACCOUNT,
+        )
+        google.route(PUBLIC_BASE_URL, world.server.base_url)
+        yield GoogleWorld(world=world, standins=standins, identity=identity)

@@ -40,6 +40,7 @@ class FakeSource:
     """CalendarSource: serves snapshots by event id, or fails as told."""
 
     mailbox: str
+    signals_name_events = True
     fail_with: ProviderError | None = None
     broken: set[str] = field(default_factory=set)  # ids whose snapshot cannot be applied
     asked: list[list[str]] = field(default_factory=list)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Literal
 
 from tests.standins.entra import Entra
+from tests.standins.google import Google
 from tests.standins.graph import Graph
 from tests.standins.server import BackgroundServer
 from tests.standins.tls import DEFAULT_HOSTS, LocalCA, make_ca
@@ -25,9 +26,12 @@ from tests.standins.tls import DEFAULT_HOSTS, LocalCA, make_ca
 __all__ = [
     "BackgroundServer",
     "Entra",
+    "Google",
+    "GoogleStandIns",
     "Graph",
     "LocalCA",
     "MicrosoftStandIns",
+    "google_standins",
     "make_ca",
     "microsoft_standins",
 ]
@@ -75,3 +79,35 @@ def microsoft_standins(
         Graph(entra, ca=ca if graph_https else None, verify=str(ca.ca_path)) as graph,
     ):
         yield MicrosoftStandIns(ca, entra, graph)
+
+
+@dataclass(frozen=True)
+class GoogleStandIns:
+    """The Google stand-in (token endpoint, Calendar, Gmail, Directory) and its CA."""
+
+    ca: LocalCA
+    google: Google
+
+    def environment(self) -> dict[str, str]:
+        """``GOOGLE_CALENDAR_BASE_URL``, ``GOOGLE_GMAIL_BASE_URL``,
+        ``GOOGLE_DIRECTORY_BASE_URL`` and the CA variables (plus
+        ``GOOGLE_SERVICE_ACCOUNT_FILE`` once ``write_service_account_file`` wrote one)."""
+        return self.google.environment()
+
+
+@contextmanager
+def google_standins(
+    directory: Path,
+    *,
+    extra_hosts: tuple[str, ...] = (),
+    ca: LocalCA | None = None,
+) -> Iterator[GoogleStandIns]:
+    """Start the Google stand-in over HTTPS; stop it after.
+
+    ``extra_hosts`` adds names to the server certificate (as for ``microsoft_standins``).
+    ``ca=ms.ca`` reuses the Microsoft stand-ins' CA, so one ``REQUESTS_CA_BUNDLE`` trusts
+    both (``make_ca`` writes fixed file names: two bundles must not share ``directory``).
+    """
+    local_ca = ca or make_ca(directory, (*DEFAULT_HOSTS, *extra_hosts))
+    with Google(local_ca) as google:
+        yield GoogleStandIns(local_ca, google)
