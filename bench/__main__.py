@@ -23,7 +23,7 @@ from pathlib import Path
 
 import sqlalchemy
 
-from bench import burst, calendar_range, ingest, search, webhook
+from bench import burst, calendar_range, google_burst, ingest, search, webhook
 from bench.common import (
     POSTGRES,
     SQLITE,
@@ -42,10 +42,11 @@ ROOT = Path(__file__).resolve().parent.parent
 # Ports of the benchmark's own PostgreSQL and Redis, apart from those of a concurrent test run.
 BENCH_PG_PORT = "54339"
 BENCH_REDIS_PORT = "63739"
-BENCHMARKS = ("search", "calendar", "webhook", "burst", "ingest")
+BENCHMARKS = ("search", "calendar", "webhook", "burst", "ingest", "google-burst")
 # Options passed on to the PostgreSQL pass.
 _SIZE_OPTIONS = (
     "only", "companies", "queries", "seconds", "threads", "notifications", "events",
+    "google_events",
 )  # fmt: skip
 
 
@@ -66,6 +67,9 @@ def _parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     parser.add_argument("--notifications", type=int, help="burst: notifications sent")
     parser.add_argument("--events", type=int, help="ingest: events in the mailbox")
+    parser.add_argument(
+        "--google-events", type=int, help="google-burst: events changed (default 1,000)"
+    )
     parser.add_argument("--json", type=Path, help=argparse.SUPPRESS)  # results, for the parent
     return parser
 
@@ -74,13 +78,14 @@ def _sizes(args: argparse.Namespace) -> dict[str, float]:
     sizes: dict[str, float] = (
         {"companies": 100_000, "queries": 200, "users": 50, "series": 100, "singles": 5_000,
          "runs": 20, "seconds": 2, "warmup": 1, "notifications": 1_000, "mailboxes": 20,
-         "events": 500}
+         "events": 500, "google_events": 200, "google_users": 10}
         if args.quick
         else {"companies": 1_000_000, "queries": 500, "users": 200, "series": 500,
               "singles": 20_000, "runs": 50, "seconds": 12, "warmup": 2,
-              "notifications": 10_000, "mailboxes": 100, "events": 3_000}
+              "notifications": 10_000, "mailboxes": 100, "events": 3_000,
+              "google_events": 1_000, "google_users": 50}
     )  # fmt: skip
-    for option in ("companies", "queries", "seconds", "notifications", "events"):
+    for option in ("companies", "queries", "seconds", "notifications", "events", "google_events"):
         if getattr(args, option):
             sizes[option] = getattr(args, option)
     return sizes
@@ -120,6 +125,12 @@ def _run_here(kind: str, args: argparse.Namespace) -> list[Measurement]:
             ),
         ),
         ("ingest", lambda b: ingest.run(b, events=int(size["events"]))),
+        (
+            "google-burst",
+            lambda b: google_burst.run(
+                b, events=int(size["google_events"]), users=int(size["google_users"])
+            ),
+        ),
     ]
     for name, measure in graph_benchmarks:
         if args.only in (None, name):
@@ -138,7 +149,7 @@ def _run_postgres(args: argparse.Namespace) -> list[Measurement]:
             command.append("--quick")
         for option in _SIZE_OPTIONS:
             if getattr(args, option):
-                command += [f"--{option}", str(getattr(args, option))]
+                command += [f"--{option.replace('_', '-')}", str(getattr(args, option))]
         env = {
             "TEST_PG_PORT": BENCH_PG_PORT, "TEST_REDIS_PORT": BENCH_REDIS_PORT, **os.environ,
         }  # fmt: skip

@@ -77,6 +77,9 @@ class Load:
     machine_busy: float  # share of all cores busy during the run, 0..1
     server_cpu: float  # CPU seconds of the gunicorn master and workers
     tool: str
+    # The machine's 1-minute load average when the run ended: the machine may be shared, and
+    # latency and requests/s move with it (CPU per request much less).
+    load_average: float = 0.0
 
     @property
     def rate(self) -> float:
@@ -361,6 +364,7 @@ def _wrk_load(url: str, script: Path, seconds: float, tag: str, server_pid: int)
         machine_busy=(busy1 - busy0) / max(1, total1 - total0),
         server_cpu=server1 - server0,
         tool="wrk -t1 -c32",
+        load_average=os.getloadavg()[0],
     )
 
 
@@ -424,6 +428,7 @@ def _python_load(
         machine_busy=(busy1 - busy0) / max(1, total1 - total0),
         server_cpu=process_tree_seconds(server_pid) - server0,
         tool="32 Python threads",
+        load_average=os.getloadavg()[0],
     )
 
 
@@ -465,7 +470,7 @@ def _describe(load: Load) -> str:
         f"{load.rate:,.0f} req/s; gunicorn used {load.server_cpu / load.seconds:.0%} of one core "
         f"({per_request:.1f} ms CPU per request), the senders ({load.tool}) "
         f"{load.sender_cpu / load.seconds:.0%}; machine busy {load.machine_busy:.0%} of "
-        f"{cores} cores; failures {load.failures}"
+        f"{cores} cores; load average {load.load_average:.2f}; failures {load.failures}"
     )
 
 

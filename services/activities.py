@@ -3,12 +3,32 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping, Sequence
+import json
+import math
+from collections.abc import Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import Select, and_, false, or_, select
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Select,
+    String,
+    Text,
+    and_,
+    bindparam,
+    cast,
+    false,
+    func,
+    literal_column,
+    or_,
+    select,
+    text,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.orm import InstrumentedAttribute, Session, joinedload, lazyload
+from sqlalchemy.orm.attributes import set_committed_value
 
 from services import recurrence
 from services.auth import Principal
@@ -17,6 +37,7 @@ from services.contacts import contacts_by_email, get_contact
 from services.errors import Forbidden, InvalidInput, NotFound
 from services.organizations import users_by_email
 from services.tables import (
+    MULTI_DAY_WHERE,
     Activity,
     ActivityContact,
     ActivityKind,
@@ -436,18 +457,17 @@ def _list_stored(
     return _page([_view(principal, a) for a in rows], limit)
 
 
-@dataclass(frozen=True, slots=True)
-class _Slot:
-    """Where an activity or one occurrence falls, known before its row is loaded."""
+# Where an activity or one occurrence falls, known before its row is loaded: (start, activity id,
+# original start or NOT_AN_OCCURRENCE, end). Tuples, as they are made by the thousand: the first
+# three items are the sort key, so a list of slots sorts in listing order.
+_Slot = tuple[dt.datetime, int, dt.datetime, dt.datetime]
 
-    activity_id: int
-    start: dt.datetime
-    end: dt.datetime
-    original_start: dt.datetime | None = None
-
-    @property
-    def sort_key(self) -> SortKey:
-        return (self.start, self.activity_id, self.original_start or NOT_AN_OCCURRENCE)
+# Single activities that started up to this long before a range are looked up by start; older
+# ones that still run into it last longer than this, so they are in the partial index of
+# multi-day activities (more than 36 hours: MULTI_DAY_WHERE, migration 0005).
+_RECENT = dt.timedelta(days=2)
+_DAY = dt.timedelta(days=1)
+_TICK = dt.timedelta(microseconds=1)
 
 
 def _list_range(
@@ -460,61 +480,97 @@ def _list_range(
     limit: int,
 ) -> Page:
     """A range can meet thousands of activities and occurrences; only the page's rows are loaded
-    as full activities. The rest is decided on a few columns."""
-    slots = _single_slots(uow, principal, flt, start, end, after, limit)
-    # Nothing that starts after the first single beyond the page can make it onto the page.
-    horizon = min(end, slots[limit].start + _TICK) if len(slots) > limit else end
-    series = _SeriesInRange(uow, principal, flt, start, horizon)
-    # Busy calendars fill a page in the first days of a month: expand a short stretch first,
-    # and the rest only when the page is not full yet.
-    early = start + (horizon - start) / 8
-    slots += series.slots(start, early, after)
-    if len(slots) <= limit or sum(slot.start < early for slot in slots) <= limit:
-        slots += [slot for slot in series.slots(early, horizon, after) if slot.start >= early]
-    slots.sort(key=lambda slot: slot.sort_key)
+    as full activities. The rest is decided on a few columns, stretch by stretch from the start:
+    a busy calendar fills a page within days."""
+    singles = _SinglesInRange(uow, principal, flt, after, limit)
+    series = _SeriesInRange(uow, principal, flt, start, end)
+    slots = singles.running(start)
+    # Nothing that starts before the cursor's start can make the page.
+    done = min(max(start, after[0]), end) if after else start
+    # A pass over the series costs about the same however long a stretch it expands, so the
+    # first stretch is one expected to fill the page, and each next one twice the last.
+    days = 1.5 * (limit + 1) / series.occurrences_per_day if series else math.inf
+    upto = end if days >= (end - done) / _DAY else done + max(_DAY * days, _TICK)
+    while True:
+        found = singles.starting(done, upto)
+        slots += found
+        slots += series.slots(done, upto, after, running=done == start)
+        # More singles than a page in the stretch: the page ends at the last one at the latest.
+        if len(found) > limit or upto >= end or sum(slot[0] < upto for slot in slots) > limit:
+            break
+        done, upto = upto, min(end, upto + (upto - done) * 2)
+    slots.sort()
     more = len(slots) > limit
     slots = slots[:limit]
-    loaded = _load_activities(uow, {slot.activity_id for slot in slots})
-    items = [
-        ActivityItem(
-            loaded[slot.activity_id],
-            slot.start,
-            slot.end,
-            slot.original_start,
-            _masked(principal, loaded[slot.activity_id]),
+    loaded = _load_activities(uow, {slot[1] for slot in slots})
+    items = []
+    for slot_start, activity_id, original_start, slot_end in slots:
+        activity = loaded[activity_id]
+        items.append(
+            ActivityItem(
+                activity,
+                slot_start,
+                slot_end,
+                None if original_start is NOT_AN_OCCURRENCE else original_start,
+                _masked(principal, activity),
+            )
         )
-        for slot in slots
-    ]
     return Page(items=items, next_after=items[-1].sort_key if more else None)
 
 
-def _single_slots(
-    uow: UnitOfWork,
-    principal: Principal,
-    flt: ActivityFilter,
-    start: dt.datetime,
-    end: dt.datetime,
-    after: SortKey | None,
-    limit: int,
-) -> list[_Slot]:
-    """Single activities and stored exception occurrences overlapping the range, in two parts
-    that each use an index: those starting in the range (in order, up to the page), and the
-    few that started before it and are still running (index-only on org, end, start)."""
-    singles = (
-        _filtered(select(Activity.id, Activity.start_at, Activity.end_at), principal, flt)
-        .outerjoin(Recurrence, Recurrence.activity_id == Activity.id)
-        .where(Recurrence.activity_id.is_(None), _after_clause(after))
-    )
-    in_range = singles.where(Activity.start_at >= start, Activity.start_at < end)
-    running = singles.where(Activity.end_at > start, Activity.start_at < start)
-    slots: list[_Slot] = []
-    for stmt in (in_range, running):
-        ordered = stmt.order_by(Activity.start_at, Activity.id).limit(limit + 1)
-        slots += [
-            _Slot(id_, start_at, end_at) for id_, start_at, end_at in uow.session.execute(ordered)
+class _SinglesInRange:
+    """Single activities and stored exception occurrences, read as slots in listing order, up to
+    one more than the page at a time: what starts in a stretch, and what runs at the start."""
+
+    def __init__(
+        self,
+        uow: UnitOfWork,
+        principal: Principal,
+        flt: ActivityFilter,
+        after: SortKey | None,
+        limit: int,
+    ) -> None:
+        self._uow = uow
+        self._org_id = principal.org_id
+        self._limit = limit
+        series_masters = select(Recurrence.activity_id).where(Recurrence.org_id == self._org_id)
+        stmt = _filtered(select(Activity.id, Activity.start_at, Activity.end_at), principal, flt)
+        # NOT IN an uncorrelated subquery is hashed once per statement; an anti-join is planned
+        # from table statistics, and stale ones after a bulk load made PostgreSQL loop over
+        # the recurrences for every activity.
+        self._singles = stmt.where(Activity.id.not_in(series_masters), _after_clause(after))
+
+    def starting(self, start: dt.datetime, end: dt.datetime) -> list[_Slot]:
+        """Those that start in [start, end)."""
+        return self._read(self._singles.where(Activity.start_at >= start, Activity.start_at < end))
+
+    def running(self, start: dt.datetime) -> list[_Slot]:
+        """Those that started before `start` and still run: from the start index the ones that
+        started shortly before; older ones are multi-day, and their ids come from the partial
+        index alone (it holds every column the lookup needs, so no planner prefers another)."""
+        session = self._uow.session
+        running = self._singles.where(Activity.end_at > start)
+        slots = self._read(
+            running.where(Activity.start_at >= start - _RECENT, Activity.start_at < start)
+        )
+        multi_day = session.scalars(
+            select(Activity.id).where(
+                Activity.org_id == self._org_id,
+                Activity.end_at > start,
+                Activity.start_at < start - _RECENT,
+                text(MULTI_DAY_WHERE[session.get_bind().dialect.name]),
+            )
+        ).all()
+        if multi_day:
+            slots += self._read(running.where(_id_in(session, Activity.id, list(multi_day))))
+        return slots
+
+    def _read(self, stmt: Select[int, dt.datetime, dt.datetime]) -> list[_Slot]:
+        ordered = stmt.order_by(Activity.start_at, Activity.id).limit(self._limit + 1)
+        return [
+            (start_at, id_, NOT_AN_OCCURRENCE, end_at)
+            for id_, start_at, end_at in self._uow.session.execute(ordered)
         ]
-    slots.sort(key=lambda slot: slot.sort_key)
-    return slots[: limit + 1]
 
 
 class _SeriesInRange:
@@ -528,76 +584,125 @@ class _SeriesInRange:
         start: dt.datetime,
         end: dt.datetime,
     ) -> None:
-        stmt = (
-            _filtered(
-                select(
-                    Activity.id, Activity.start_at, Activity.end_at, Activity.all_day,
-                    Recurrence.rrule, Recurrence.time_zone, Recurrence.local_start,
-                    Recurrence.exdates,
-                ),
-                principal,
-                flt,
-            )
-            .join(Recurrence, Recurrence.activity_id == Activity.id)
-            .where(
+        # Read from the recurrences' (org, first start, last end) index, not from activities.
+        # Exdates come as their JSON text, decoded only when there are any: most lists are empty.
+        stmt = _filtered(
+            select(
+                Activity.id, Activity.start_at, Activity.end_at, Activity.all_day,
+                Recurrence.rrule, Recurrence.time_zone, Recurrence.local_start,
+                cast(Recurrence.exdates, Text),
+            ),
+            principal,
+            flt,
+        ).join(Recurrence, Recurrence.activity_id == Activity.id)  # fmt: skip
+        rows = uow.session.execute(
+            stmt.where(
+                Recurrence.org_id == principal.org_id,
                 Recurrence.first_start < end,
                 or_(Recurrence.last_end.is_(None), Recurrence.last_end > start),
             )
-        )  # fmt: skip
-        rows = uow.session.execute(stmt).all()
-        self._overridden = _overridden_occurrences(uow, [row.id for row in rows]) if rows else {}
-        self._series = [
-            (
-                row.id,
-                _series(
-                    row.rrule, row.local_start, row.time_zone, row.exdates,
-                    row.end_at - row.start_at, row.all_day,
-                ),
+        ).all()
+        overridden: dict[int, set[dt.datetime]] = {}
+        if rows:
+            # Exceptions can only replace occurrences that start before the end, and after the
+            # start less the longest duration.
+            earliest = start - max(end_at - start_at for _, start_at, end_at, *_ in rows)
+            exceptions = select(Activity.series_id, Activity.original_start).where(
+                _id_in(uow.session, Activity.series_id, [row[0] for row in rows]),
+                Activity.original_start >= earliest,
+                Activity.original_start < end,
             )
-            for row in rows
-        ]  # fmt: skip
+            for series_id, original_start in uow.session.execute(exceptions):
+                if series_id is not None and original_start is not None:
+                    overridden.setdefault(series_id, set()).add(original_start)
+        # Rows are unpacked as tuples: reading hundreds of Row attributes by name costs more.
+        self._series: list[tuple[int, recurrence.Series, Container[dt.datetime]]] = [
+            (
+                id_,
+                _series(rule, local_start, zone, _exdates(exdates), end_at - start_at, all_day),
+                overridden.get(id_, frozenset()),
+            )
+            for id_, start_at, end_at, all_day, rule, zone, local_start, exdates in rows
+        ]
 
-    def slots(self, start: dt.datetime, end: dt.datetime, after: SortKey | None) -> list[_Slot]:
-        """Occurrences overlapping [start, end) that sort after the cursor."""
+    def __bool__(self) -> bool:
+        return bool(self._series)
+
+    @property
+    def occurrences_per_day(self) -> float:
+        """An estimate, for sizing the stretches to expand."""
+        return sum(recurrence.occurrences_per_day(series.rrule) for _, series, _ in self._series)
+
+    def slots(
+        self, start: dt.datetime, end: dt.datetime, after: SortKey | None, *, running: bool
+    ) -> list[_Slot]:
+        """Occurrences that start in [start, end) and sort after the cursor, and with `running`
+        also those that started before `start` and still run."""
         found: list[_Slot] = []
-        for activity_id, series in self._series:
-            skip = self._overridden.get(activity_id, ())
-            for occ in recurrence.expand(series, start, end, skip=skip):
-                slot = _Slot(activity_id, occ.start, occ.end, occ.original_start)
-                if after is None or slot.sort_key > after:
-                    found.append(slot)
+        for activity_id, series, skip in self._series:
+            duration = series.duration
+            for occ_start in recurrence.expand_starts(series, start, end, skip=skip):
+                if occ_start < start and not running:
+                    continue  # the stretch before has it
+                if after is None or (occ_start, activity_id, occ_start) > after:
+                    found.append((occ_start, activity_id, occ_start, occ_start + duration))
         return found
 
 
-_TICK = dt.timedelta(microseconds=1)
-
-
 def _load_activities(uow: UnitOfWork, ids: set[int]) -> dict[int, Activity]:
-    """The page's activities with their recurrence, participants and contacts (selectin)."""
+    """The page's activities with their recurrence, participants and contacts, all loaded.
+
+    The recurrence comes in the same statement. The collections are loaded here rather than
+    by the relationships' selectin loaders, which send one bound parameter per id: hundreds a
+    page, and on PostgreSQL rendering, converting and parsing those cost more than the rows.
+    """
+    session = uow.session
     ordered = sorted(ids)
-    loaded: dict[int, Activity] = {}
-    for i in range(0, len(ordered), 500):  # stay below SQLite's bound-parameter limit
-        chunk = ordered[i : i + 500]
-        loaded.update(
-            (a.id, a) for a in uow.session.scalars(select(Activity).where(Activity.id.in_(chunk)))
+    activities = session.scalars(
+        select(Activity)
+        .where(_id_in(session, Activity.id, ordered))
+        .options(
+            joinedload(Activity.recurrence),
+            lazyload(Activity.participants),
+            lazyload(Activity.contact_links),
         )
-    return loaded
+    ).all()
+    participants: dict[int, list[Participant]] = {}
+    for participant in session.scalars(
+        select(Participant)
+        .where(_id_in(session, Participant.activity_id, ordered))
+        .order_by(Participant.id)
+    ):
+        participants.setdefault(participant.activity_id, []).append(participant)
+    links: dict[int, list[ActivityContact]] = {}
+    for link in session.scalars(
+        select(ActivityContact).where(_id_in(session, ActivityContact.activity_id, ordered))
+    ):
+        links.setdefault(link.activity_id, []).append(link)
+    for activity in activities:
+        set_committed_value(activity, "participants", participants.get(activity.id, []))
+        set_committed_value(activity, "contact_links", links.get(activity.id, []))
+    return {activity.id: activity for activity in activities}
 
 
-def _overridden_occurrences(uow: UnitOfWork, series_ids: list[int]) -> dict[int, set[dt.datetime]]:
-    """Original starts of occurrences that have their own exception row."""
-    result: dict[int, set[dt.datetime]] = {}
-    chunk = 500  # stay below SQLite's bound-parameter limit
-    for i in range(0, len(series_ids), chunk):
-        rows = uow.session.execute(
-            select(Activity.series_id, Activity.original_start).where(
-                Activity.series_id.in_(series_ids[i : i + chunk])
-            )
+def _exdates(text: str) -> list[str]:
+    return json.loads(text) if text != "[]" else []
+
+
+def _id_in(
+    session: Session, column: InstrumentedAttribute[Any], ids: list[int]
+) -> ColumnElement[bool]:
+    """`column IN ids` with the ids in one text parameter (an array literal on PostgreSQL, JSON on
+    SQLite), unpacked by a set-returning function: the statement stays the same whatever their
+    number, with no bound-parameter limit; psycopg sends a string for a fraction of what a list
+    costs; and the planner joins with the ids. (`= ANY(array)` from text is tested against every
+    row of a sequential scan, which PostgreSQL chooses before a new table is analyzed.)"""
+    if session.get_bind().dialect.name == "postgresql":
+        array = cast(
+            bindparam(None, "{" + ",".join(map(str, ids)) + "}", String), ARRAY(BigInteger)
         )
-        for series_id, original_start in rows:
-            if series_id is not None and original_start is not None:
-                result.setdefault(series_id, set()).add(original_start)
-    return result
+        return column.in_(select(func.unnest(array)))
+    return column.in_(select(literal_column("value")).select_from(func.json_each(json.dumps(ids))))
 
 
 def store_recurrence(

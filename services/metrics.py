@@ -11,10 +11,11 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, cast
 
-from sqlalchemy import func, select
+from sqlalchemy import Table, bindparam, func, select
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.sql.dml import Insert
 
 from services.db import utcnow
 from services.tables import InboundNotification, MetricCounter, NotificationStatus
@@ -25,9 +26,11 @@ __all__ = [
     "Gauge",
     "counter_name",
     "increment",
+    "increment_many",
     "render",
     "snapshot_counters",
     "sync_lag_seconds",
+    "upsert_statement",
 ]
 
 # name -> help text. Every counter the product increments is declared here, so /metrics shows
@@ -53,17 +56,41 @@ def counter_name(name: str, **labels: str) -> str:
 
 def increment(uow: UnitOfWork, name: str, by: int = 1, **labels: str) -> None:
     """Add `by` to a counter inside the caller's transaction (an upsert: one statement)."""
-    if by <= 0:
+    if by > 0:
+        increment_many(uow, {counter_name(name, **labels): by})
+
+
+def increment_many(uow: UnitOfWork, counts: Mapping[str, int]) -> None:
+    """Add to several counters (full names, see counter_name) in one round trip, inside the
+    caller's transaction. Counts of 0 or less are left out."""
+    rows = [{"m_name": key, "m_value": by} for key, by in counts.items() if by > 0]
+    if not rows:
         return
-    key = counter_name(name, **labels)
-    dialect = uow.session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = insert(MetricCounter).values(name=key, value=by)
-    statement = statement.on_conflict_do_update(
-        index_elements=[MetricCounter.name],
-        set_={"value": MetricCounter.value + statement.excluded.value},
-    )
-    uow.session.execute(statement)
+    for row in rows:
+        if _base(str(row["m_name"])) not in COUNTERS:
+            raise ValueError(f"undeclared counter {row['m_name']!r}")
+    connection = uow.session.connection()
+    statement = upsert_statement(connection.dialect.name)
+    connection.execute(statement, rows[0] if len(rows) == 1 else rows)
+
+
+_COUNTERS_TABLE: Final = cast(Table, MetricCounter.__table__)
+_UPSERTS: dict[str, Insert] = {}
+
+
+def upsert_statement(dialect: str) -> Insert:
+    """One upsert statement per dialect, built once: its compiled form is cached by SQLAlchemy,
+    where a statement built per call costs more to construct than to run. Parameters: `m_name`
+    (the full name, see counter_name) and `m_value` (what to add)."""
+    statement = _UPSERTS.get(dialect)
+    if statement is None:
+        table = _COUNTERS_TABLE
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        upsert = insert(table).values(name=bindparam("m_name"), value=bindparam("m_value"))
+        statement = _UPSERTS[dialect] = upsert.on_conflict_do_update(
+            index_elements=[table.c.name], set_={"value": table.c.value + upsert.excluded.value}
+        )
+    return statement
 
 
 def snapshot_counters(uow: UnitOfWork) -> dict[str, int]:

@@ -7,25 +7,52 @@ provider call and no domain work happen here: Graph drops endpoints slower than 
 Coalescing: `Mailbox.sync_queued_at` is set by the one request that finds it empty, and only
 that request enqueues a sync; the sync clears it when it starts. A burst of notifications for
 one mailbox therefore becomes one queued sync, however many requests carry it.
+
+Cost (the webhook answers Graph under bursts, see docs/benchmarks.md): the statements are built
+once and run through the connection, so SQLAlchemy compiles each once per process and no ORM
+object is loaded. Subscriptions are looked up before the write transaction starts (on SQLite
+that transaction holds the database's write lock) and kept for SUBSCRIPTION_TTL seconds in
+each process; a one-item batch then writes with three statements: the row, the mailbox's
+coalescing flag, the counter (on PostgreSQL one statement does all three). On SQLite the
+webhook's writers queue on a file lock for their turn (see _Turn). `last_notification_at` of a
+subscription or mailbox is written when this process has not written it in the last
+TOUCH_EVERY, not on every notification.
+
+What the cache may get wrong, and for how long (SUBSCRIPTION_TTL, 10 s, in each process): only
+successful verifications come from it. An item whose clientState or resource does not match
+the cached subscription is checked again against the database, and an unknown id is never
+cached, so a new subscription or a new secret is seen at once. For up to SUBSCRIPTION_TTL after
+a subscription's row is deleted or its secret replaced, a process that cached it still accepts
+the old secret. A deleted subscription's notification is refused even then: its row would name
+the deleted subscription, the foreign key refuses the INSERT, and the batch is verified again
+from the database (unless SQLite has meanwhile given the deleted row's id to a new one).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import hashlib
 import hmac
 import json
 import logging
+import os
+import threading
+import time
+import weakref
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final, NamedTuple, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, Connection, Engine, Table, bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.sql.dml import Insert
+from sqlalchemy.sql.selectable import Select
 
 from services import metrics
-from services.db import utcnow
+from services.db import READ_ONLY_OPTION, UtcDateTime, utcnow
 from services.tables import InboundNotification, Mailbox, Provider, Subscription
 from services.unit_of_work import UnitOfWork
 
@@ -39,6 +66,15 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+# How long a process trusts a subscription it read (seconds; see the module's docstring).
+SUBSCRIPTION_TTL: Final = 10.0
+# A subscription's or mailbox's last_notification_at is rewritten at most this often per process.
+TOUCH_EVERY: Final = dt.timedelta(seconds=5)
+_CACHE_LIMIT: Final = 50_000  # entries per database; expired ones are dropped beyond it
+
+_RECEIVED: Final = metrics.counter_name("mtc_notifications_received_total")
+_REJECTED: Final = metrics.counter_name("mtc_notifications_rejected_total")
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +101,227 @@ class Recorded:
     lifecycle_ids: list[int] = field(default_factory=list)
 
 
+# --------------------------------------------------------------------------- statements
+
+_SUBSCRIPTIONS: Final = cast(Table, Subscription.__table__)
+_MAILBOXES: Final = cast(Table, Mailbox.__table__)
+_NOTIFICATIONS: Final = cast(Table, InboundNotification.__table__)
+
+_NOW = bindparam("b_now", type_=UtcDateTime())
+
+
+def _in_mailboxes(one: bool) -> tuple[ColumnElement[bool], ...]:
+    """The mailboxes named by org, provider and address: one (`b_address`) or a list
+    (`b_addresses`). Expanding a list costs more per run than the statement's whole execution,
+    and a one-item batch names one mailbox."""
+    address = _MAILBOXES.c.address
+    return (
+        _MAILBOXES.c.org_id == bindparam("b_org"),
+        _MAILBOXES.c.provider == bindparam("b_provider"),
+        address == bindparam("b_address")
+        if one
+        else address.in_(bindparam("b_addresses", expanding=True)),
+    )
+
+
+def _addresses(addresses: Sequence[str]) -> tuple[bool, dict[str, Any]]:
+    if len(addresses) == 1:
+        return True, {"b_address": addresses[0]}
+    return False, {"b_addresses": list(addresses)}
+
+
+_SELECT_SUBSCRIPTIONS: Final = select(
+    _SUBSCRIPTIONS.c.external_id,
+    _SUBSCRIPTIONS.c.id,
+    _SUBSCRIPTIONS.c.org_id,
+    _SUBSCRIPTIONS.c.mailbox,
+    _SUBSCRIPTIONS.c.secret,
+    _SUBSCRIPTIONS.c.resource,
+).where(
+    _SUBSCRIPTIONS.c.provider == bindparam("b_provider"),
+    _SUBSCRIPTIONS.c.external_id.in_(bindparam("b_external_ids", expanding=True)),
+)
+# Coalescing: only the request that finds the flag clear sets it, and learns the mailbox's id.
+_FLAG_MAILBOXES: Final = {
+    one: update(_MAILBOXES)
+    .where(
+        *_in_mailboxes(one), _MAILBOXES.c.active.is_(True), _MAILBOXES.c.sync_queued_at.is_(None)
+    )
+    .values(sync_queued_at=_NOW, last_notification_at=_NOW)
+    .returning(_MAILBOXES.c.id, _MAILBOXES.c.address)
+    for one in (True, False)
+}
+_TOUCH_MAILBOXES: Final = {
+    one: update(_MAILBOXES).where(*_in_mailboxes(one)).values(last_notification_at=_NOW)
+    for one in (True, False)
+}
+_TOUCH_SUBSCRIPTIONS: Final = {
+    one: update(_SUBSCRIPTIONS)
+    .where(
+        _SUBSCRIPTIONS.c.id == bindparam("b_id")
+        if one
+        else _SUBSCRIPTIONS.c.id.in_(bindparam("b_ids", expanding=True))
+    )
+    .values(last_notification_at=_NOW)
+    for one in (True, False)
+}
+_INSERTS: dict[str, Insert] = {}
+
+
+def _insert_statement(dialect: str) -> Insert:
+    """INSERT .. ON CONFLICT DO NOTHING RETURNING, per dialect, built once; run with one
+    parameter set per row (executemany), so its compiled form does not depend on the batch."""
+    statement = _INSERTS.get(dialect)
+    if statement is None:
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        statement = _INSERTS[dialect] = (
+            insert(_NOTIFICATIONS)
+            .on_conflict_do_nothing(index_elements=["provider", "dedupe_key"])
+            .returning(_NOTIFICATIONS.c.dedupe_key, _NOTIFICATIONS.c.id)
+        )
+    return statement
+
+
+def _one_on_postgres() -> Select[Any]:
+    """A one-item batch's three writes as one PostgreSQL statement (data-modifying CTEs): the
+    row (ON CONFLICT DO NOTHING), the coalescing flag of its mailbox if the row is new and a
+    change, and the received counter. Returns (the new row's id or NULL, the id of the mailbox
+    this request flagged or NULL). The UPDATE waits on a concurrent one for the same mailbox
+    and then sees its flag, so exactly one request still flags (and enqueues) it."""
+    values = {
+        name: bindparam(f"r_{name}", type_=_NOTIFICATIONS.c[name].type)
+        for name in (
+            "org_id", "provider", "dedupe_key", "mailbox", "subscription_id", "payload",
+            "status", "received_at", "attempts", "kind",
+        )
+    }  # fmt: skip
+    inserted = (
+        postgresql.insert(_NOTIFICATIONS)
+        .values(values)
+        .on_conflict_do_nothing(index_elements=["provider", "dedupe_key"])
+        .returning(
+            _NOTIFICATIONS.c.id,
+            _NOTIFICATIONS.c.org_id,
+            _NOTIFICATIONS.c.mailbox,
+            _NOTIFICATIONS.c.kind,
+        )
+        .cte("inserted")
+    )
+    flagged = (
+        update(_MAILBOXES)
+        .where(
+            _MAILBOXES.c.org_id == inserted.c.org_id,
+            _MAILBOXES.c.provider == values["provider"],
+            _MAILBOXES.c.address == inserted.c.mailbox,
+            inserted.c.kind == "change",
+            _MAILBOXES.c.active.is_(True),
+            _MAILBOXES.c.sync_queued_at.is_(None),
+        )
+        .values(sync_queued_at=_NOW, last_notification_at=_NOW)
+        .returning(_MAILBOXES.c.id)
+        .cte("flagged")
+    )
+    # Run although nothing reads it: PostgreSQL runs every data-modifying CTE to completion.
+    counted = metrics.upsert_statement("postgresql").cte("counted")
+    return select(
+        select(inserted.c.id).scalar_subquery(),
+        select(flagged.c.id).scalar_subquery(),
+    ).add_cte(counted)
+
+
+_ONE_ON_POSTGRES: Final = _one_on_postgres()
+
+
+# --------------------------------------------------------------------------- per-process state
+
+
+class _Known(NamedTuple):
+    """A subscription as read from the database, and when (time.monotonic())."""
+
+    id: int
+    org_id: int
+    mailbox: str
+    secret: str
+    resource: str
+    read_at: float
+
+
+class _Process:
+    """What one process remembers about one database."""
+
+    def __init__(self) -> None:
+        self.subscriptions: dict[tuple[str, str], _Known] = {}
+        # ("s", subscription id) or ("m", org, provider, address) -> the `now` last written.
+        self.touched: dict[tuple[Any, ...], dt.datetime] = {}
+        # SQLite: the file the webhook's writers take turns on (see _Turn), opened per process.
+        self.writers_fd: int | None = None
+        self.writers_pid = 0
+        self.writers_thread_lock = threading.Lock()
+
+
+_PROCESS: weakref.WeakKeyDictionary[Engine, _Process] = weakref.WeakKeyDictionary()
+
+
+def _process(uow: UnitOfWork) -> tuple[Engine, _Process]:
+    bind = uow.session.get_bind()
+    engine = bind.engine if isinstance(bind, Connection) else bind
+    state = _PROCESS.get(engine)
+    if state is None:
+        state = _PROCESS[engine] = _Process()
+    return engine, state
+
+
+class _Turn:
+    """On SQLite, the webhook's writers take turns on a file lock before BEGIN IMMEDIATE.
+
+    SQLite lets a writer that finds the database locked sleep and retry (1, 2, 5, 10 ms ...),
+    so with two web processes the lock sat idle while one slept, and the other often took it
+    again first. Waiting on flock() instead hands the lock over at once: with 2 gunicorn workers
+    requests/s rose by about a third (docs/benchmarks.md, run E). Other writers (the worker) do
+    not take this lock and meet the webhook in SQLite's own locking, as before. The lock is
+    released by the kernel if the process dies.
+    """
+
+    def __init__(self, uow: UnitOfWork) -> None:
+        engine, self.state = _process(uow)
+        database = engine.url.database
+        sqlite_file = engine.dialect.name == "sqlite" and database not in (None, "", ":memory:")
+        self.path = f"{database}-webhook-writers" if sqlite_file else None
+        self.held = False
+
+    def take(self) -> None:
+        if self.path is None or self.held:
+            return
+        state = self.state
+        if state.writers_fd is None or state.writers_pid != os.getpid():  # new, or forked
+            state.writers_fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            state.writers_pid = os.getpid()
+        state.writers_thread_lock.acquire()  # flock() does not order threads of one process
+        try:
+            fcntl.flock(state.writers_fd, fcntl.LOCK_EX)
+        except BaseException:
+            state.writers_thread_lock.release()
+            raise
+        self.held = True
+
+    def release(self) -> None:
+        if self.held:
+            assert self.state.writers_fd is not None
+            self.held = False
+            try:
+                fcntl.flock(self.state.writers_fd, fcntl.LOCK_UN)
+            finally:
+                self.state.writers_thread_lock.release()
+
+
+def _due(state: _Process, key: tuple[Any, ...], now: dt.datetime) -> bool:
+    last = state.touched.get(key)
+    return last is None or not dt.timedelta(0) <= now - last < TOUCH_EVERY
+
+
+# --------------------------------------------------------------------------- the API
+
+
 def record_notifications(
     uow: UnitOfWork,
     provider: Provider,
@@ -74,8 +331,41 @@ def record_notifications(
 ) -> Recorded:
     """Verify and record a batch; commits. Items that fail verification are dropped and logged."""
     now = now or utcnow()
+    ours = not uow.session.in_transaction()
+    turn = _Turn(uow) if ours else None
+    try:
+        try:
+            result, touched = _record(uow, provider, items, now, turn, trust_cache=True)
+        except IntegrityError:
+            # A cached subscription was deleted meanwhile (foreign key): verify again from the
+            # database. Only when the transaction is ours to roll back.
+            if not ours:
+                raise
+            uow.session.rollback()
+            result, touched = _record(uow, provider, items, now, turn, trust_cache=False)
+        uow.commit()
+    finally:
+        if turn is not None:
+            turn.release()
+    state = _process(uow)[1]
+    if len(state.touched) > _CACHE_LIMIT:
+        state.touched.clear()
+    state.touched.update(dict.fromkeys(touched, now))
+    return result
+
+
+def _record(
+    uow: UnitOfWork,
+    provider: Provider,
+    items: Sequence[Incoming],
+    now: dt.datetime,
+    turn: _Turn | None,
+    *,
+    trust_cache: bool,
+) -> tuple[Recorded, list[tuple[Any, ...]]]:
+    """Everything but the commit: reads and Python work first, then the writes."""
     result = Recorded()
-    subscriptions = _subscriptions(uow, provider, {item.subscription_id for item in items})
+    subscriptions = _verified(uow, provider, items, trust_cache=trust_cache)
     rows: list[dict[str, Any]] = []
     seen: set[str] = set()
     for item in items:
@@ -111,29 +401,76 @@ def record_notifications(
                 "kind": "change" if item.lifecycle_event is None else "lifecycle",
             }
         )
+    touched: list[tuple[Any, ...]] = []
+    if turn is not None:
+        turn.take()
     if rows:
-        inserted = _insert_new(uow, rows)
+        state = _process(uow)[1]
+        connection = _connection(uow)  # on SQLite: BEGIN IMMEDIATE, the write lock
+        if len(rows) == 1 and not result.rejected and connection.dialect.name == "postgresql":
+            return _record_one_on_postgres(connection, provider, rows[0], now, state, result)
+        inserted = _insert_new(connection, rows)
         result.accepted = len(rows)
         result.duplicates += len(rows) - len(inserted)
         fresh = [row for row in rows if row["dedupe_key"] in inserted]
-        _touch_subscriptions(uow, {row["subscription_id"] for row in rows}, now)
+        subscription_ids = {row["subscription_id"] for row in rows}
+        due = sorted(sid for sid in subscription_ids if _due(state, ("s", sid), now))
+        if due:
+            _touch_subscriptions(connection, due, now)
+            touched += [("s", sid) for sid in due]
         changes = [row for row in fresh if row["kind"] == "change"]
-        result.mailboxes_to_sync = _flag_mailboxes(uow, provider, changes, now)
+        result.mailboxes_to_sync, mailboxes = _flag_mailboxes(
+            connection, provider, changes, now, state
+        )
+        touched += mailboxes
         result.lifecycle_ids = [
             inserted[row["dedupe_key"]] for row in fresh if row["kind"] == "lifecycle"
         ]
-    metrics.increment(uow, "mtc_notifications_received_total", result.accepted)
-    metrics.increment(uow, "mtc_notifications_rejected_total", result.rejected)
-    uow.commit()
-    return result
+    metrics.increment_many(uow, {_RECEIVED: result.accepted, _REJECTED: result.rejected})
+    return result, touched
+
+
+def _record_one_on_postgres(
+    connection: Connection,
+    provider: Provider,
+    row: dict[str, Any],
+    now: dt.datetime,
+    state: _Process,
+    result: Recorded,
+) -> tuple[Recorded, list[tuple[Any, ...]]]:
+    """_record's writes for one verified item, in one round trip (see _ONE_ON_POSTGRES)."""
+    params = {f"r_{key}": value for key, value in row.items()}
+    params.update(b_now=now, m_name=_RECEIVED, m_value=1)
+    found = connection.execute(_ONE_ON_POSTGRES, params).one()
+    inserted, flagged = found[0], found[1]
+    result.accepted = 1
+    touched: list[tuple[Any, ...]] = []
+    subscription = ("s", row["subscription_id"])
+    if _due(state, subscription, now):
+        _touch_subscriptions(connection, [row["subscription_id"]], now)
+        touched.append(subscription)
+    if inserted is None:
+        result.duplicates += 1
+    elif row["kind"] == "lifecycle":
+        result.lifecycle_ids = [inserted]
+    else:
+        mailbox = ("m", row["org_id"], provider, row["mailbox"])
+        if flagged is not None:
+            result.mailboxes_to_sync = [flagged]
+            touched.append(mailbox)
+        elif _due(state, mailbox, now):
+            params = {"b_org": row["org_id"], "b_provider": provider, "b_now": now}
+            connection.execute(_TOUCH_MAILBOXES[True], {**params, "b_address": row["mailbox"]})
+            touched.append(mailbox)
+    return result, touched
 
 
 def channel_is_valid(
     uow: UnitOfWork, provider: Provider, external_id: str, secret: str, resource: str
 ) -> bool:
     """Whether a push names a stored channel with this secret and resource (nothing recorded)."""
-    subscription = _subscriptions(uow, provider, {external_id}).get(external_id)
     item = Incoming(external_id, secret, {}, resource=resource)
+    subscription = _verified(uow, provider, [item], trust_cache=True).get(external_id)
     return _problem(subscription, item) is None
 
 
@@ -162,8 +499,9 @@ def record_signal(
         "attempts": 0,
         "kind": "change",
     }
-    inserted = _insert_new(uow, [row])
-    to_sync = _flag_mailboxes(uow, provider, [row], now) if inserted else []
+    connection = _connection(uow)
+    inserted = _insert_new(connection, [row])
+    to_sync = _flag_mailboxes(connection, provider, [row], now, None)[0] if inserted else []
     uow.commit()
     return to_sync
 
@@ -207,8 +545,9 @@ def record_mail_push(
         "attempts": 0,
         "kind": "mail",
     }
-    inserted = _insert_new(uow, [row])
-    _touch_subscriptions(uow, {watch.id}, now)
+    connection = _connection(uow)
+    inserted = _insert_new(connection, [row])
+    _touch_subscriptions(connection, [watch.id], now)
     metrics.increment(uow, "mtc_notifications_received_total")
     mailbox_id = uow.session.scalar(
         update(Mailbox)
@@ -225,7 +564,10 @@ def record_mail_push(
     return mailbox_id if inserted else None
 
 
-def _problem(subscription: Subscription | None, item: Incoming) -> str | None:
+# --------------------------------------------------------------------------- helpers
+
+
+def _problem(subscription: _Known | None, item: Incoming) -> str | None:
     if subscription is None:
         return "unknown subscription"
     if not hmac.compare_digest(subscription.secret.encode(), item.client_state.encode()):
@@ -235,17 +577,62 @@ def _problem(subscription: Subscription | None, item: Incoming) -> str | None:
     return None
 
 
-def _subscriptions(
-    uow: UnitOfWork, provider: Provider, external_ids: set[str]
-) -> dict[str, Subscription]:
-    if not external_ids:
-        return {}
-    found = uow.session.scalars(
-        select(Subscription).where(
-            Subscription.provider == provider, Subscription.external_id.in_(external_ids)
-        )
-    )
-    return {subscription.external_id: subscription for subscription in found}
+def _verified(
+    uow: UnitOfWork, provider: Provider, items: Sequence[Incoming], *, trust_cache: bool
+) -> dict[str, _Known]:
+    """The subscriptions the items name: from this process's cache when it was read less than
+    SUBSCRIPTION_TTL ago and verifies the items, otherwise from the database."""
+    engine, state = _process(uow)
+    clock = time.monotonic()
+    found: dict[str, _Known] = {}
+    wanted: set[str] = set()
+    for item in items:
+        external_id = item.subscription_id
+        if external_id in wanted:
+            continue
+        known = found.get(external_id)
+        if known is None and trust_cache:
+            known = state.subscriptions.get((provider, external_id))
+            if known is not None and clock - known.read_at >= SUBSCRIPTION_TTL:
+                known = None
+        # Only successes come from the cache: a mismatch is checked against the database.
+        if known is None or _problem(known, item) is not None:
+            found.pop(external_id, None)
+            wanted.add(external_id)
+        else:
+            found[external_id] = known
+    if not wanted:
+        return found
+    params = {"b_provider": provider, "b_external_ids": sorted(wanted)}
+    session = uow.session
+    busy = session.in_transaction() or session.new or session.dirty or session.deleted
+    if busy or engine.dialect.name != "sqlite":
+        read = _connection(uow).execute(_SELECT_SUBSCRIPTIONS, params).all()
+    else:
+        # Before the write transaction: SQLite's BEGIN IMMEDIATE would hold the write lock
+        # through this read and the Python work after it.
+        with engine.connect() as connection:
+            connection.execution_options(**{READ_ONLY_OPTION: True})
+            read = connection.execute(_SELECT_SUBSCRIPTIONS, params).all()
+    if len(state.subscriptions) > _CACHE_LIMIT:
+        state.subscriptions = {
+            key: known
+            for key, known in state.subscriptions.items()
+            if clock - known.read_at < SUBSCRIPTION_TTL
+        }
+    for external_id in wanted:
+        state.subscriptions.pop((provider, external_id), None)
+    for external_id, id_, org_id, mailbox, secret, resource in read:
+        known = found[external_id] = _Known(id_, org_id, mailbox, secret, resource, clock)
+        state.subscriptions[(provider, external_id)] = known
+    return found
+
+
+def _connection(uow: UnitOfWork) -> Connection:
+    """The unit of work's connection (starting its transaction), pending ORM changes flushed."""
+    session = uow.session
+    session.flush()
+    return session.connection()
 
 
 def _dedupe_key(subscription_id: str, payload: Mapping[str, Any]) -> str:
@@ -259,47 +646,49 @@ def _dedupe_key(subscription_id: str, payload: Mapping[str, Any]) -> str:
     return f"{subscription_id[:200]}:{digest}"
 
 
-def _insert_new(uow: UnitOfWork, rows: list[dict[str, Any]]) -> dict[str, int]:
+def _insert_new(connection: Connection, rows: list[dict[str, Any]]) -> dict[str, int]:
     """Insert the rows whose key is new; returns {dedupe_key: id} of those inserted."""
-    dialect = uow.session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = (
-        insert(InboundNotification)
-        .values(rows)
-        .on_conflict_do_nothing(index_elements=["provider", "dedupe_key"])
-        .returning(InboundNotification.dedupe_key, InboundNotification.id)
-    )
-    return dict(uow.session.execute(statement).all())
+    statement = _insert_statement(connection.dialect.name)
+    found = connection.execute(statement, rows[0] if len(rows) == 1 else rows)
+    return dict(found.all())
 
 
-def _touch_subscriptions(uow: UnitOfWork, subscription_ids: set[int], now: dt.datetime) -> None:
-    uow.session.execute(
-        update(Subscription)
-        .where(Subscription.id.in_(subscription_ids))
-        .values(last_notification_at=now)
-    )
+def _touch_subscriptions(connection: Connection, ids: list[int], now: dt.datetime) -> None:
+    if len(ids) == 1:
+        connection.execute(_TOUCH_SUBSCRIPTIONS[True], {"b_id": ids[0], "b_now": now})
+    else:
+        connection.execute(_TOUCH_SUBSCRIPTIONS[False], {"b_ids": ids, "b_now": now})
 
 
 def _flag_mailboxes(
-    uow: UnitOfWork, provider: Provider, rows: list[dict[str, Any]], now: dt.datetime
-) -> list[int]:
-    """Mark the mailboxes as notified; returns those whose sync nobody has queued yet."""
+    connection: Connection,
+    provider: Provider,
+    rows: list[dict[str, Any]],
+    now: dt.datetime,
+    state: _Process | None,
+) -> tuple[list[int], list[tuple[Any, ...]]]:
+    """Mark the mailboxes as notified; returns those whose sync nobody has queued yet, and the
+    mailboxes whose last_notification_at was written (with `state`, only those due)."""
     addresses: dict[int, set[str]] = defaultdict(set)
     for row in rows:
         addresses[row["org_id"]].add(row["mailbox"])
     to_sync: list[int] = []
+    touched: list[tuple[Any, ...]] = []
     for org_id, mailboxes in addresses.items():
-        where = (
-            Mailbox.org_id == org_id,
-            Mailbox.provider == provider,
-            Mailbox.address.in_(mailboxes),
+        params = {"b_org": org_id, "b_provider": provider, "b_now": now}
+        one, named = _addresses(sorted(mailboxes))
+        flagged = connection.execute(_FLAG_MAILBOXES[one], {**params, **named})
+        written: set[str] = set()
+        for mailbox_id, address in flagged:
+            to_sync.append(mailbox_id)
+            written.add(address)
+        stale = sorted(
+            address
+            for address in mailboxes - written
+            if state is None or _due(state, ("m", org_id, provider, address), now)
         )
-        uow.session.execute(update(Mailbox).where(*where).values(last_notification_at=now))
-        flagged = uow.session.scalars(
-            update(Mailbox)
-            .where(*where, Mailbox.active.is_(True), Mailbox.sync_queued_at.is_(None))
-            .values(sync_queued_at=now)
-            .returning(Mailbox.id)
-        )
-        to_sync.extend(flagged)
-    return sorted(to_sync)
+        if stale:
+            one, named = _addresses(stale)
+            connection.execute(_TOUCH_MAILBOXES[one], {**params, **named})
+        touched += [("m", org_id, provider, address) for address in (*written, *stale)]
+    return sorted(to_sync), touched

@@ -45,7 +45,9 @@ __all__ = [
     "Occurrence",
     "Series",
     "expand",
+    "expand_starts",
     "local_to_utc",
+    "occurrences_per_day",
     "parse_rule",
     "series_end",
 ]
@@ -341,8 +343,12 @@ def _utc(local: datetime, zone: tzinfo) -> datetime:
     return _EPOCH + (local - (zone.utcoffset(local) or _ZERO) - _EPOCH_NAIVE)
 
 
+@functools.lru_cache(maxsize=4096)
 def _to_local(moment: datetime, zone: tzinfo, shift: timedelta) -> datetime:
-    """Aware moment -> naive wall clock in ``zone`` + ``shift``, clamped at datetime's limits."""
+    """Aware moment -> naive wall clock in ``zone`` + ``shift``, clamped at datetime's limits.
+
+    Cached: a calendar range expands hundreds of series over the same window, in a dozen zones.
+    """
     try:
         local = moment.astimezone(zone)
         return datetime.combine(local.date(), local.time()) + shift
@@ -760,10 +766,6 @@ def _exdate_sets(
 _NO_EXDATES: Final[tuple[frozenset[datetime], frozenset[datetime]]] = (frozenset(), frozenset())
 
 
-def _start_of(occurrence: Occurrence) -> datetime:
-    return occurrence.start
-
-
 def expand(
     series: Series,
     window_start: datetime,
@@ -778,6 +780,22 @@ def expand(
     A zero-length occurrence is included when ``window_start <= start < window_end``.
     Raises InvalidRecurrence for a rule, time zone or duration that cannot be accepted.
     """
+    duration = series.duration
+    return [
+        Occurrence(start, start, start + duration)
+        for start in expand_starts(series, window_start, window_end, skip=skip)
+    ]
+
+
+def expand_starts(
+    series: Series,
+    window_start: datetime,
+    window_end: datetime,
+    *,
+    skip: Container[datetime] = frozenset(),
+) -> list[datetime]:
+    """The starts (= original starts) of ``expand``'s occurrences; each ends ``series.duration``
+    later. For callers that expand hundreds of series per request and need no Occurrence."""
     if window_start.tzinfo is None or window_end.tzinfo is None:
         raise ValueError("window_start and window_end must be timezone-aware")
     plan = _series_plan(series)
@@ -798,7 +816,7 @@ def expand(
         _exdate_sets(series.exdates, series.all_day) if series.exdates else _NO_EXDATES
     )
     utcoffset = plan.zone.utcoffset
-    found: list[Occurrence] = []
+    found: list[datetime] = []
     previous = _UTC_MIN
     in_order = True
     for moment in local:
@@ -807,21 +825,43 @@ def expand(
         start = _EPOCH + (moment - (utcoffset(moment) or _ZERO) - _EPOCH_NAIVE)
         if start >= window_end:
             continue
-        end = start + duration
-        if end <= window_start and not (start == end == window_start):
+        if start + duration <= window_start and not (start == window_start and not duration):
             continue
         if (skip and start in skip) or (excluded_instants and start in excluded_instants):
             continue
         if start <= previous:
             in_order = False
         previous = start
-        found.append(Occurrence(start, start, end))
+        found.append(start)
     if in_order:
         return found
     # A DST-gap time maps to a later instant than the next local times, and it can meet the
     # instant of the time it is shifted to. The recurrence set is a set, so that counts once.
-    found.sort(key=_start_of)
-    return [occ for i, occ in enumerate(found) if not i or occ.start != found[i - 1].start]
+    found.sort()
+    return [start for i, start in enumerate(found) if not i or start != found[i - 1]]
+
+
+@functools.lru_cache(maxsize=1024)
+def occurrences_per_day(rrule: str) -> float:
+    """About how many occurrences a rule has per day, from FREQ, INTERVAL and how many values
+    its BY parts list. For sizing the windows a caller expands, never for what occurs."""
+    rule = _parse(rrule)
+    weekdays = {day for day, _ in rule.byday or ()}
+    if rule.freq == DAILY:
+        per_period, days = len(weekdays) / 7 if weekdays else 1.0, 1.0
+    elif rule.freq == WEEKLY:
+        per_period, days = max(1, len(weekdays)), 7.0
+    elif rule.freq == MONTHLY:
+        # An ordinal weekday (2WE) occurs once a month, a plain one (WE) four or five times.
+        by_day = sum(1 if ordinal else 4.35 for _, ordinal in rule.byday or ())
+        per_period, days = len(rule.bymonthday or ()) + by_day or 1, 30.44
+    else:
+        per_period, days = len(rule.bymonth or ()) or 1, 365.25
+    for part in (rule.byhour, rule.byminute, rule.bysecond):
+        per_period *= len(part or (0,))
+    if rule.bysetpos:
+        per_period = min(per_period, len(rule.bysetpos))
+    return per_period / days / rule.interval
 
 
 def series_end(series: Series) -> datetime | None:

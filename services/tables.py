@@ -104,6 +104,15 @@ def _values(kind: type[enum.StrEnum]) -> str:
     return ", ".join(f"'{member.value}'" for member in kind)
 
 
+# Activities lasting more than 36 hours, per dialect. The partial index
+# ix_activities_org_multiday_end holds only these, and a query that is to use it must repeat
+# the condition verbatim (SQLite matches partial-index conditions by their terms).
+MULTI_DAY_WHERE = {
+    "sqlite": "julianday(end_at) - julianday(start_at) > 1.5",
+    "postgresql": "end_at - start_at > interval '36 hours'",
+}
+
+
 class Timestamps:
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
@@ -267,6 +276,15 @@ class Activity(Timestamps, Base):
         Index("ix_activities_org_start", "org_id", "start_at"),
         # Covers "what started before the range and is still running": an index-only scan.
         Index("ix_activities_org_end_start", "org_id", "end_at", "start_at"),
+        # What started days before a range and still runs into it (migration 0005).
+        Index(
+            "ix_activities_org_multiday_end",
+            "org_id",
+            "end_at",
+            "start_at",
+            sqlite_where=text(MULTI_DAY_WHERE["sqlite"]),
+            postgresql_where=text(MULTI_DAY_WHERE["postgresql"]),
+        ),
         Index("ix_activities_org_company_start", "org_id", "company_id", "start_at"),
         Index("ix_activities_org_owner_start", "org_id", "owner_id", "start_at"),
         CheckConstraint(f"kind IN ({_values(ActivityKind)})", name="kind"),
@@ -477,7 +495,8 @@ class InboundNotification(Base):
     org_id: Mapped[int] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
     provider: Mapped[str] = mapped_column(_enum(Provider))
     dedupe_key: Mapped[str] = mapped_column(String(512))
-    # "change" (an item changed: triggers a sync) or "lifecycle" (about the subscription itself)
+    # "change" (an item changed: triggers a sync), "lifecycle" (about the subscription itself)
+    # or "mail" (Gmail says new mail arrived: its history may hold invitations)
     kind: Mapped[str] = mapped_column(String(16), default="change", server_default="change")
     mailbox: Mapped[str] = mapped_column(String(320))
     subscription_id: Mapped[int | None] = mapped_column(

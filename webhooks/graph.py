@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable
 from typing import Any, Final, NoReturn
 
 from flask import Blueprint, Response, current_app, request
@@ -94,7 +95,7 @@ _LIFECYCLE = _Lifecycle()
 @blueprint.post("/notifications")
 def notifications() -> Response:
     """The subscriptions' notificationUrl."""
-    return _receive(_CHANGE, _change_incoming)
+    return _receive(_CHANGE, _change_incoming, _plain_changes)
 
 
 @blueprint.post("/lifecycle")
@@ -103,7 +104,11 @@ def lifecycle() -> Response:
     return _receive(_LIFECYCLE, _lifecycle_incoming)
 
 
-def _receive(item_schema: Schema, to_incoming: Any) -> Response:
+def _receive(
+    item_schema: Schema,
+    to_incoming: Any,
+    plain: Callable[[dict[str, Any]], list[Incoming] | None] | None = None,
+) -> Response:
     token = request.args.get("validationToken")
     if token is not None:
         return _validation_answer(token)
@@ -111,13 +116,15 @@ def _receive(item_schema: Schema, to_incoming: Any) -> Response:
     body = request.get_json(silent=True)
     if not isinstance(body, dict):
         _refuse(BadRequest("the body is not a JSON object"))
-    try:
-        items = _COLLECTION.load(body)["value"]
-        loaded = [item_schema.load(item) for item in items]
-    except ValidationError as invalid:
-        _refuse(BadRequest("the notification batch is not valid"), invalid.messages)
+    incoming = plain(body) if plain is not None else None
+    if incoming is None:  # not a plainly valid batch: the schema decides, and names the errors
+        try:
+            items = _COLLECTION.load(body)["value"]
+            loaded = [item_schema.load(item) for item in items]
+        except ValidationError as invalid:
+            _refuse(BadRequest("the notification batch is not valid"), invalid.messages)
+        incoming = [to_incoming(item) for item in loaded]
     container = current_app.extensions["container"]
-    incoming = [to_incoming(item) for item in loaded]
     with container.uow() as uow:
         recorded = record_notifications(uow, Provider.MICROSOFT, incoming)
     if recorded.accepted == 0 and recorded.rejected > 0:
@@ -159,6 +166,66 @@ def _change_incoming(item: dict[str, Any]) -> Incoming:
             "tenant_id": item["tenantId"],
         },
     )
+
+
+def _plain_changes(body: dict[str, Any]) -> list[Incoming] | None:
+    """The batch as _change_incoming(_CHANGE.load(item)) would give it, when every item is
+    plainly valid (strings where _Change wants strings, within its lengths); None otherwise.
+
+    Graph's batches always are, and this costs a tenth of the schema's load. Anything else,
+    however unusual, returns None and goes through the schema, which accepts or refuses it and
+    names the fields: this never accepts an item that _Change refuses.
+    """
+    items = body.get("value")
+    if type(items) is not list or not 1 <= len(items) <= MAX_ITEMS:
+        return None
+    incoming: list[Incoming] = []
+    for item in items:
+        if type(item) is not dict:
+            return None
+        subscription_id = item.get("subscriptionId")
+        client_state = item.get("clientState", "")
+        tenant_id = item.get("tenantId")
+        expiry = item.get("subscriptionExpirationDateTime")
+        change_type = item.get("changeType")
+        resource = item.get("resource")
+        data = item.get("resourceData")
+        if not (
+            type(subscription_id) is str
+            and 1 <= len(subscription_id) <= 256
+            and type(client_state) is str
+            and len(client_state) <= 256
+            and (tenant_id is None or (type(tenant_id) is str and len(tenant_id) <= 64))
+            and (expiry is None or type(expiry) is str)
+            and change_type in CHANGE_TYPES
+            and type(change_type) is str
+            and type(resource) is str
+            and 1 <= len(resource) <= 2048
+            and type(data) is dict
+        ):
+            return None
+        event_id = data.get("id")
+        etag = data.get("@odata.etag")
+        if not (
+            type(event_id) is str
+            and 1 <= len(event_id) <= 1024
+            and (etag is None or type(etag) is str)
+        ):
+            return None
+        incoming.append(
+            Incoming(
+                subscription_id=subscription_id,
+                client_state=client_state,
+                payload={
+                    "event_id": event_id,
+                    "change_type": change_type,
+                    "etag": etag,
+                    "resource": resource,
+                    "tenant_id": tenant_id,
+                },
+            )
+        )
+    return incoming
 
 
 def _lifecycle_incoming(item: dict[str, Any]) -> Incoming:
