@@ -161,6 +161,24 @@
       });
   }
 
+  /** The Smart Alert for an untagged meeting. Its "Tag it" button (cancelLabel, commandId) is
+   * Mailbox 1.14; a 1.12 or 1.13 client (Outlook on Mac) gets the alert with words instead. */
+  function untaggedAlert() {
+    var message = "This meeting has external attendees but is not linked to a CRM company. ";
+    if (Office.context.requirements.isSetSupported("Mailbox", "1.14")) {
+      return {
+        allowEvent: false,
+        errorMessage: message + "Choose Tag it to link it before sending.",
+        cancelLabel: "Tag it",
+        commandId: COMMAND_ID,
+      };
+    }
+    return {
+      allowEvent: false,
+      errorMessage: message + "Open Link to CRM in the ribbon to link it before sending.",
+    };
+  }
+
   /** OnAppointmentSend (Smart Alerts): external attendees and no CRM tag -> offer to tag. */
   function onAppointmentSendHandler(event) {
     var item = Office.context.mailbox.item;
@@ -172,14 +190,7 @@
           return domainOf(email) !== own;
         });
         if (external && !found[1]) {
-          event.completed({
-            allowEvent: false,
-            errorMessage:
-              "This meeting has external attendees but is not linked to a CRM company. " +
-              "Choose Tag it to link it before sending.",
-            cancelLabel: "Tag it",
-            commandId: COMMAND_ID,
-          });
+          event.completed(untaggedAlert());
         } else {
           event.completed({ allowEvent: true });
         }

@@ -120,7 +120,16 @@
     },
     context: {
       requirements: {
-        isSetSupported: (name) => (name === "NestedAppAuth" ? Boolean(cfg.naa) : true),
+        isSetSupported: (name, version) => {
+          if (name === "NestedAppAuth") return Boolean(cfg.naa);
+          // cfg.mailbox: the highest Mailbox requirement set the simulated client supports.
+          if (name === "Mailbox" && cfg.mailbox && version) {
+            const [major, minor] = version.split(".").map(Number);
+            const [hasMajor, hasMinor] = String(cfg.mailbox).split(".").map(Number);
+            return major < hasMajor || (major === hasMajor && minor <= hasMinor);
+          }
+          return true;
+        },
       },
       mailbox: {
         item,

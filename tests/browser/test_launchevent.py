@@ -147,6 +147,19 @@ def test_send_untagged_with_external_attendees_offers_to_tag(
     assert pane.errors == []
 
 
+def test_send_untagged_on_a_mailbox_1_13_client_explains_without_the_tag_button(
+    make_pane: Callable[..., Pane], tenant: Tenant
+) -> None:
+    # Outlook on Mac stops at Mailbox 1.13: cancelLabel and commandId (1.14) are not offered.
+    pane = _runtime(make_pane, tenant, ["per@contoso.example"], mailbox="1.13")
+    (options,) = _run(pane, "onAppointmentSend")
+    assert options["allowEvent"] is False
+    assert "cancelLabel" not in options
+    assert "commandId" not in options
+    assert "Link to CRM" in options["errorMessage"]
+    assert pane.errors == []
+
+
 def test_send_tagged_with_external_attendees_is_allowed(
     make_pane: Callable[..., Pane], tenant: Tenant
 ) -> None:
