@@ -19,6 +19,8 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as package_version
 from typing import TYPE_CHECKING, Final, Literal
 from urllib.parse import urlsplit
 from xml.sax.saxutils import escape, quoteattr
@@ -33,8 +35,23 @@ DEFAULT_SEND_POLICY: Final[SendPolicy] = "SoftBlock"
 
 DISPLAY_NAME: Final = "Meeting-to-CRM"
 PROVIDER_NAME: Final = "Meeting-to-CRM"
-# Raise it with every change: admins must accept a new version in Integrated apps.
-VERSION: Final = "1.0.0.0"
+
+
+def _package_version() -> str:
+    """The manifest's four-part version from the package's (pyproject.toml) version.
+
+    Admins must see a higher version in Integrated apps to take a changed manifest, so it
+    follows the release: raise `version` in pyproject.toml with every release.
+    """
+    try:
+        parts = package_version("meeting-to-crm").split("+")[0].split(".")
+    except PackageNotFoundError:  # run from a tree that was never installed
+        return "1.0.0.0"
+    numbers = [part if part.isdigit() else "0" for part in parts[:4]]
+    return ".".join(numbers + ["0"] * (4 - len(numbers)))
+
+
+VERSION: Final = _package_version()
 DESCRIPTION: Final = (
     "Links Outlook meetings to CRM companies and contacts when they are created, "
     "and keeps the CRM activity up to date."

@@ -274,3 +274,14 @@ def test_the_generator_does_not_use_flask() -> None:
         elif isinstance(node, ast.ImportFrom) and node.module:
             imported.add(node.module.split(".")[0])
     assert not imported & {"flask", "werkzeug", "sqlalchemy", "services"}
+
+
+def test_the_manifest_version_follows_the_release() -> None:
+    # Integrated apps takes a changed manifest only with a higher version: raising the
+    # package version (pyproject.toml) raises the manifest's.
+    from importlib.metadata import version
+
+    root = parse(outlook.outlook_manifest(SETTINGS))
+    expected = version("meeting-to-crm").split("+")[0]
+    assert root.find("app:Version", NS).text == f"{expected}.0"
+    assert [part.isdigit() for part in root.find("app:Version", NS).text.split(".")] == [True] * 4
