@@ -39,7 +39,7 @@ from services.ports import (
     ProviderError,
     PushChannels,
 )
-from services.sync import SyncAction, apply_removed, apply_snapshot
+from services.sync import SyncAction, apply_removed, apply_snapshot, lookups_for
 from services.tables import (
     Activity,
     ActivityKind,
@@ -1073,13 +1073,19 @@ def _apply_all(
     """
     created: list[str] = []
     while chunk := list(itertools.islice(changes, chunk_size)):
+        counts = (report.applied, report.removed, report.ignored, len(created))
         try:
             with uow_factory() as uow:
-                for change in chunk:
-                    _apply_one(uow, ref, change, report, created, now)
+                # One batch: shared lookups, one flush at its end (services.sync.lookups_for).
+                with lookups_for(uow, ref.org_id, chunk):
+                    for change in chunk:
+                        _apply_one(uow, ref, change, report, created, now)
                 uow.commit()
         except Exception:  # isolate the bad change below, then carry on
             log.exception("sync.chunk_failed mailbox=%s: applying one by one", ref.address)
+            # What the failed attempt counted is counted again below.
+            report.applied, report.removed, report.ignored = counts[:3]
+            del created[counts[3] :]
             for change in chunk:
                 try:
                     with uow_factory() as uow:

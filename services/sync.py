@@ -28,10 +28,11 @@ The rules (SCENARIOS.md A3, A4, B1-B8):
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import enum
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Final, TypeGuard
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -40,18 +41,17 @@ from sqlalchemy.exc import IntegrityError
 
 from services import recurrence
 from services.activities import store_recurrence
-from services.companies import companies_by_domain
-from services.contacts import contacts_by_email
 from services.db import utcnow
 from services.meetings import Attendee, EventType, MeetingSnapshot, Removed, TagHint
-from services.organizations import users_by_email
 from services.tables import (
     Activity,
     ActivityContact,
     ActivityKind,
     ActivityStatus,
     Company,
+    CompanyDomain,
     Contact,
+    ContactEmail,
     Organization,
     Participant,
     ParticipantRole,
@@ -59,9 +59,16 @@ from services.tables import (
     ProviderLink,
     Recurrence,
     Response,
+    User,
     Visibility,
 )
-from services.text import email_domain, is_free_mail, is_valid_email, normalize_email
+from services.text import (
+    email_domain,
+    is_free_mail,
+    is_valid_email,
+    normalize_domain,
+    normalize_email,
+)
 from services.unit_of_work import UnitOfWork
 
 __all__ = [
@@ -71,6 +78,7 @@ __all__ = [
     "apply_removed",
     "apply_snapshot",
     "find_activity_for_event",
+    "lookups_for",
 ]
 
 MASTER_NOT_SYNCED: Final = "series master not synced yet"
@@ -125,6 +133,205 @@ class _Changes:
     created: bool = False
 
 
+# --------------------------------------------------------------------------- lookups
+
+_LOOKUPS_KEY: Final = "services.sync.lookups"
+
+
+@dataclass(slots=True)
+class _Lookups:
+    """Users, contacts and company domains by e-mail, read once for a batch of snapshots.
+
+    Sync never creates or changes users, contacts, companies or the organization, so within one
+    transaction what was read stays true for the snapshots that follow. Only `lookups_for`
+    installs it, for the span of one batch; without it every lookup asks the database.
+    """
+
+    org_id: int
+    users: dict[str, int | None] = field(default_factory=dict)
+    contacts: dict[str, int | None] = field(default_factory=dict)
+    contact_company: dict[int, int | None] = field(default_factory=dict)
+    domains: dict[str, int | None] = field(default_factory=dict)
+    own_domains: frozenset[str] | None = None
+    # Batch mode (only under `lookups_for`): this mailbox's links and the meetings by iCalUID,
+    # kept up to date as the batch creates them; new single meetings are inserted with the
+    # batch's one flush, so their links wait here for the activity's id.
+    batch: bool = False
+    links: dict[tuple[str, str, str], ProviderLink | None] = field(default_factory=dict)
+    meetings: dict[str, Activity | None] = field(default_factory=dict)
+    pending_links: list[tuple[ProviderLink, Activity]] = field(default_factory=list)
+
+
+@contextlib.contextmanager
+def lookups_for(uow: UnitOfWork, org_id: int, snapshots: Iterable[object] = ()) -> Iterator[None]:
+    """Apply a batch of snapshots and removals (one transaction) with few round trips.
+
+    Within the block sync reads users, contacts, company domains, this batch's links and its
+    meetings by iCalUID once (up front, in a few IN queries), and defers the flush: new single
+    meetings are inserted together when the block ends. A duplicate (a concurrent worker's
+    copy of the same meeting) then fails the whole batch with an IntegrityError; the caller
+    applies it again one by one, without the block, where each insert has its savepoint.
+    `SyncOutcome.activity_id` is None for a meeting created in the block.
+    """
+    lookups = _Lookups(org_id, batch=True)
+    info = uow.session.info
+    previous = info.get(_LOOKUPS_KEY)
+    info[_LOOKUPS_KEY] = lookups
+    try:
+        emails: set[str] = set()
+        keys: dict[tuple[str, str], set[str]] = {}
+        uids: set[str] = set()
+        for change in snapshots:
+            if not isinstance(change, MeetingSnapshot | Removed):
+                continue
+            mailbox = normalize_email(change.mailbox)
+            keys.setdefault((str(change.provider), mailbox), set()).add(change.provider_event_id)
+            if isinstance(change, Removed):
+                continue
+            emails.add(mailbox)
+            emails.add(normalize_email(change.organizer_email))
+            emails.update(normalize_email(a.email) for a in change.attendees)
+            if change.ical_uid and change.event_type in (EventType.SINGLE, EventType.SERIES):
+                uids.add(change.ical_uid)
+        emails.discard("")
+        if emails:
+            _user_ids(uow, org_id, emails)
+            _contact_ids(uow, org_id, emails)
+            _domain_companies(uow, org_id, {email_domain(e) for e in emails} - {""})
+        _preload_links(uow, lookups, keys)
+        _preload_meetings(uow, lookups, uids)
+        yield
+        _flush_pending(uow, lookups)
+        uow.flush()
+    finally:
+        if previous is None:
+            info.pop(_LOOKUPS_KEY, None)
+        else:
+            info[_LOOKUPS_KEY] = previous
+
+
+def _lookups(uow: UnitOfWork, org_id: int) -> _Lookups:
+    found = uow.session.info.get(_LOOKUPS_KEY)
+    if isinstance(found, _Lookups) and found.org_id == org_id:
+        return found
+    return _Lookups(org_id)  # not kept: every call reads afresh
+
+
+def _preload_links(
+    uow: UnitOfWork, lookups: _Lookups, keys: Mapping[tuple[str, str], set[str]]
+) -> None:
+    for (provider, mailbox), event_ids in keys.items():
+        rows = uow.session.scalars(
+            select(ProviderLink).where(
+                ProviderLink.org_id == lookups.org_id,
+                ProviderLink.provider == provider,
+                ProviderLink.mailbox == mailbox,
+                ProviderLink.provider_event_id.in_(event_ids),
+            )
+        ).all()
+        lookups.links.update({(provider, mailbox, i): None for i in event_ids})
+        lookups.links.update({(provider, mailbox, r.provider_event_id): r for r in rows})
+
+
+def _preload_meetings(uow: UnitOfWork, lookups: _Lookups, uids: set[str]) -> None:
+    if not uids:
+        return
+    rows = uow.session.scalars(
+        select(Activity).where(
+            Activity.org_id == lookups.org_id,
+            Activity.ical_uid.in_(uids),
+            Activity.original_start.is_(None),
+        )
+    ).all()
+    lookups.meetings.update(dict.fromkeys(uids))
+    lookups.meetings.update({row.ical_uid: row for row in rows if row.ical_uid is not None})
+
+
+def _flush_pending(uow: UnitOfWork, lookups: _Lookups) -> None:
+    """Insert what the batch created so far and attach the links waiting for their activity."""
+    if not lookups.pending_links:
+        return
+    uow.flush()
+    for link, activity in lookups.pending_links:
+        link.activity_id = activity.id
+        if link not in uow.session:
+            uow.session.add(link)
+    lookups.pending_links.clear()
+    uow.flush()
+
+
+def _user_ids(uow: UnitOfWork, org_id: int, emails: Iterable[str]) -> dict[str, int]:
+    cache = _lookups(uow, org_id).users
+    wanted = {normalize_email(e) for e in emails} - {""}
+    missing = wanted - cache.keys()
+    if missing:
+        rows = uow.session.execute(
+            select(User.email, User.id).where(User.org_id == org_id, User.email.in_(missing))
+        ).all()
+        cache.update(dict.fromkeys(missing))
+        cache.update(dict(rows))
+    return {e: i for e in wanted if (i := cache.get(e)) is not None}
+
+
+def _contact_ids(uow: UnitOfWork, org_id: int, emails: Iterable[str]) -> dict[str, int]:
+    lookups = _lookups(uow, org_id)
+    cache = lookups.contacts
+    wanted = {normalize_email(e) for e in emails} - {""}
+    missing = wanted - cache.keys()
+    if missing:
+        rows = uow.session.execute(
+            select(ContactEmail.email, Contact.id, Contact.company_id)
+            .join(Contact, Contact.id == ContactEmail.contact_id)
+            .where(ContactEmail.org_id == org_id, ContactEmail.email.in_(missing))
+        ).all()
+        cache.update(dict.fromkeys(missing))
+        for email, contact_id, company_id in rows:
+            cache[email] = contact_id
+            lookups.contact_company[contact_id] = company_id
+    return {e: i for e in wanted if (i := cache.get(e)) is not None}
+
+
+def _contact_companies(
+    uow: UnitOfWork, org_id: int, contact_ids: Iterable[int]
+) -> dict[int, int | None]:
+    """Each existing contact's company (None without one); unknown ids are left out."""
+    cache = _lookups(uow, org_id).contact_company
+    wanted = set(contact_ids)
+    missing = wanted - cache.keys()
+    if missing:
+        rows = uow.session.execute(
+            select(Contact.id, Contact.company_id).where(Contact.id.in_(missing))
+        ).all()
+        cache.update(dict(rows))
+    return {i: cache[i] for i in wanted if i in cache}
+
+
+def _domain_companies(uow: UnitOfWork, org_id: int, domains: Iterable[str]) -> dict[str, int]:
+    cache = _lookups(uow, org_id).domains
+    wanted = {normalize_domain(d) for d in domains}
+    missing = wanted - cache.keys()
+    if missing:
+        rows = uow.session.execute(
+            select(CompanyDomain.domain, CompanyDomain.company_id).where(
+                CompanyDomain.org_id == org_id, CompanyDomain.domain.in_(missing)
+            )
+        ).all()
+        cache.update(dict.fromkeys(missing))
+        cache.update(dict(rows))
+    return {d: i for d in wanted if (i := cache.get(d)) is not None}
+
+
+def _own_domains(uow: UnitOfWork, org_id: int) -> frozenset[str] | None:
+    """The organization's own domains; None if it does not exist."""
+    lookups = _lookups(uow, org_id)
+    if lookups.own_domains is None:
+        org = uow.session.get(Organization, org_id)
+        if org is None:
+            return None
+        lookups.own_domains = frozenset(org.own_domains)
+    return lookups.own_domains
+
+
 # --------------------------------------------------------------------------- entry points
 
 
@@ -174,6 +381,7 @@ def apply_removed(
         return SyncOutcome(None, SyncAction.IGNORED, "no synced copy of this event")
     activity = uow.session.get(Activity, link.activity_id)
     uow.session.delete(link)
+    _forget_link(uow, org_id, link)
     uow.flush()
     if activity is None:  # deleted meanwhile; the cascade took the link's row too
         return SyncOutcome(None, SyncAction.IGNORED, "the activity no longer exists")
@@ -224,15 +432,27 @@ def _meeting_for(
         linked = uow.session.get(Activity, link.activity_id)
         if linked is not None:
             return linked
-    found = _by_ical_uid(uow, copy.org_id, copy.snapshot.ical_uid)
+    lookups = _lookups(uow, copy.org_id)
+    ical_uid = copy.snapshot.ical_uid
+    if ical_uid in lookups.meetings:
+        found = lookups.meetings[ical_uid]
+    else:
+        found = _by_ical_uid(uow, copy.org_id, ical_uid)
     if found is not None:
         return found
     adoptable = _adoptable(uow, copy.org_id, copy.snapshot.tag_hint)
     if adoptable is not None:
-        return _adopt(uow, copy, adoptable)
-    activity = _new_meeting(copy)
-    stored = _insert(uow, activity, lambda: _by_ical_uid(uow, copy.org_id, copy.snapshot.ical_uid))
-    changes.created = stored is activity
+        stored = _adopt(uow, copy, adoptable)
+    else:
+        activity = _new_meeting(copy)
+        if lookups.batch and copy.snapshot.event_type is EventType.SINGLE:
+            uow.session.add(activity)  # inserted with the batch, see lookups_for
+            stored = activity
+        else:
+            stored = _insert(uow, activity, lambda: _by_ical_uid(uow, copy.org_id, ical_uid))
+        changes.created = stored is activity
+    if lookups.batch and ical_uid:
+        lookups.meetings[ical_uid] = stored
     return stored
 
 
@@ -570,10 +790,10 @@ def _fill_owner(uow: UnitOfWork, activity: Activity, copy: _Copy, changes: _Chan
     """The organizer if a CRM user, else the user whose mailbox reported it first."""
     if activity.owner_id is not None:
         return
-    users = users_by_email(uow, copy.org_id, [e for e in (copy.organizer, copy.mailbox) if e])
-    user = users.get(copy.organizer) or users.get(copy.mailbox)
-    if user is not None:
-        activity.owner_id = user.id
+    users = _user_ids(uow, copy.org_id, [e for e in (copy.organizer, copy.mailbox) if e])
+    user_id = users.get(copy.organizer) or users.get(copy.mailbox)
+    if user_id is not None:
+        activity.owner_id = user_id
         changes.changed = True
 
 
@@ -655,8 +875,8 @@ def _apply_participants(
 ) -> None:
     """The attendee list as the authoritative copy has it; removed attendees disappear."""
     people = _people(copy)
-    users = users_by_email(uow, copy.org_id, people)
-    contacts = contacts_by_email(uow, copy.org_id, people)
+    users = _user_ids(uow, copy.org_id, people)
+    contacts = _contact_ids(uow, copy.org_id, people)
     current = {p.email: p for p in activity.participants}
     result: list[Participant] = []
     for email, attendee in people.items():
@@ -666,15 +886,14 @@ def _apply_participants(
                 org_id=copy.org_id, email=email, name="", response=Response.NONE
             )
             changes.changed = True
-        user, contact = users.get(email), contacts.get(email)
         _assign(
             participant,
             {
                 # Google often lists people without a display name: keep the one we have.
                 "name": attendee.name[:_NAME_MAX] or participant.name,
                 "role": attendee.role,
-                "user_id": user.id if user is not None else None,
-                "contact_id": contact.id if contact is not None else None,
+                "user_id": users.get(email),
+                "contact_id": contacts.get(email),
             },
             changes,
         )
@@ -789,11 +1008,8 @@ def _attendee_contacts_of(uow: UnitOfWork, activity: Activity, company_id: int) 
     ids = [p.contact_id for p in activity.participants if p.contact_id is not None]
     if not ids:
         return []
-    of_company = set(
-        uow.session.scalars(
-            select(Contact.id).where(Contact.id.in_(ids), Contact.company_id == company_id)
-        )
-    )
+    companies = _contact_companies(uow, activity.org_id, ids)
+    of_company = {i for i in ids if i in companies and companies[i] == company_id}
     return [i for i in ids if i in of_company]
 
 
@@ -814,16 +1030,16 @@ def _certain_company(uow: UnitOfWork, activity: Activity, copy: _Copy) -> int | 
     attendee's (non-free-mail) domain points to it. Free-mail strangers say nothing; rooms
     are not people. Internally organized meetings are tagged by their organizer (A1, A2).
     """
-    org = uow.session.get(Organization, copy.org_id)
-    if org is None or not copy.organizer:
+    if not copy.organizer:
         return None
-    own_domains = set(org.own_domains)
+    own_domains = _own_domains(uow, copy.org_id)
+    if own_domains is None:
+        return None
 
     def internal(email: str, user_id: int | None) -> bool:
         return user_id is not None or email_domain(email) in own_domains
 
-    organizer_user = users_by_email(uow, copy.org_id, [copy.organizer]).get(copy.organizer)
-    if internal(copy.organizer, organizer_user.id if organizer_user is not None else None):
+    if internal(copy.organizer, _user_ids(uow, copy.org_id, [copy.organizer]).get(copy.organizer)):
         return None
     external = [
         p
@@ -831,19 +1047,15 @@ def _certain_company(uow: UnitOfWork, activity: Activity, copy: _Copy) -> int | 
         if not internal(p.email, p.user_id) and p.role != ParticipantRole.RESOURCE
     ]
     contact_ids = [p.contact_id for p in external if p.contact_id is not None]
-    companies_of_contacts: dict[int, int | None] = dict(
-        uow.session.execute(
-            select(Contact.id, Contact.company_id).where(Contact.id.in_(contact_ids))
-        ).all()
-    )
+    companies_of_contacts = _contact_companies(uow, copy.org_id, contact_ids)
     domains = {
         email_domain(p.email)
         for p in external
         if p.contact_id is None and not is_free_mail(email_domain(p.email))
     }
-    by_domain = companies_by_domain(uow, copy.org_id, domains)
+    by_domain = _domain_companies(uow, copy.org_id, domains)
     found: set[int | None] = {companies_of_contacts.get(i) for i in contact_ids}
-    found |= {by_domain[d].id if d in by_domain else None for d in domains}
+    found |= {by_domain.get(d) for d in domains}
     if len(found) != 1:
         return None
     return found.pop()  # None when the one "company" is a contact without one or a stranger
@@ -859,6 +1071,8 @@ def _copy_tag(master: Activity, row: Activity, changes: _Changes) -> None:
 
 
 def _share_tag_with_exceptions(uow: UnitOfWork, master: Activity, changes: _Changes) -> None:
+    if _unsaved(master):  # not inserted yet (lookups_for): no exception rows either
+        return
     for row in _exception_rows(uow, master.id):
         _copy_tag(master, row, changes)
 
@@ -869,7 +1083,18 @@ def _share_tag_with_exceptions(uow: UnitOfWork, master: Activity, changes: _Chan
 def _find_link(
     uow: UnitOfWork, org_id: int, provider: Provider | str, mailbox: str, event_id: str
 ) -> ProviderLink | None:
-    return uow.session.scalar(
+    lookups = _lookups(uow, org_id)
+    key = (str(provider), mailbox, event_id)
+    if key in lookups.links:
+        cached = lookups.links[key]
+        if cached is not None and (
+            cached in uow.session.new or any(cached is link for link, _ in lookups.pending_links)
+        ):
+            # Created earlier in this batch: insert it now, as applying it one by one would have.
+            _flush_pending(uow, lookups)
+            uow.flush()
+        return cached
+    found = uow.session.scalar(
         select(ProviderLink).where(
             ProviderLink.org_id == org_id,
             ProviderLink.provider == str(provider),
@@ -877,12 +1102,23 @@ def _find_link(
             ProviderLink.provider_event_id == event_id,
         )
     )
+    if lookups.batch:
+        lookups.links[key] = found
+    return found
+
+
+def _forget_link(uow: UnitOfWork, org_id: int, link: ProviderLink) -> None:
+    lookups = _lookups(uow, org_id)
+    key = (link.provider, link.mailbox, link.provider_event_id)
+    if key in lookups.links:
+        lookups.links[key] = None
 
 
 def _record_link(
     uow: UnitOfWork, copy: _Copy, link: ProviderLink | None, activity: Activity
 ) -> ProviderLink:
     snapshot = copy.snapshot
+    lookups = _lookups(uow, copy.org_id)
     if link is None:
         link = ProviderLink(
             org_id=copy.org_id,
@@ -891,8 +1127,14 @@ def _record_link(
             mailbox=copy.mailbox,
             provider_event_id=snapshot.provider_event_id,
         )
-        uow.session.add(link)
-    link.activity_id = activity.id
+        if not _unsaved(activity):
+            uow.session.add(link)
+        if lookups.batch:
+            lookups.links[(link.provider, link.mailbox, link.provider_event_id)] = link
+    if _unsaved(activity):  # inserted with the batch (lookups_for): the id comes then
+        lookups.pending_links.append((link, activity))
+    else:
+        link.activity_id = activity.id
     link.ical_uid = snapshot.ical_uid or None
     link.series_master_id = snapshot.series_provider_id
     link.change_key = (snapshot.change_key or "")[:_CHANGE_KEY_MAX] or None
@@ -909,7 +1151,8 @@ def _finish(
     if changes.changed and not changes.created:
         # Participants, contacts and the rule live in other tables: the activity changed too.
         activity.updated_at = utcnow()
-    uow.flush()
+    if not _lookups(uow, activity.org_id).batch:
+        uow.flush()  # in a batch (lookups_for) its end flushes, or the next query
     if changes.cancelled:
         action = SyncAction.CANCELLED
     elif changes.created:
@@ -970,6 +1213,12 @@ def _zone(name: str) -> str:
     except (ZoneInfoNotFoundError, ValueError, OSError):
         return "UTC"
     return name
+
+
+def _unsaved(row: Activity) -> bool:
+    """Added but not inserted yet (lookups_for defers the insert): no id so far."""
+    row_id: int | None = row.id
+    return row_id is None
 
 
 def _usable_email(email: str) -> bool:
