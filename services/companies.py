@@ -6,6 +6,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import joinedload
 
 from services import search
 from services.errors import Conflict, InvalidInput, NotFound
@@ -114,7 +115,9 @@ def search_companies(uow: UnitOfWork, org_id: int, query: str, limit: int = 20) 
     ids = search.search_company_ids(uow.session, org_id, query, limit)
     if not ids:
         return []
-    rows = {c.id: c for c in uow.session.scalars(select(Company).where(Company.id.in_(ids)))}
+    # The domains come in the same statement (a join) rather than a second selectin load.
+    statement = select(Company).where(Company.id.in_(ids)).options(joinedload(Company.domains))
+    rows = {c.id: c for c in uow.session.scalars(statement).unique()}
     return [rows[i] for i in ids if i in rows]
 
 

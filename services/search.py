@@ -28,6 +28,10 @@ is read in rank order until `limit` ids are found, from indexes built by migrati
 
 A tier is only read when the tiers before it came up short, so were read in full: it excludes
 what they found by id. Sorting is by code point on both backends (SQLite BINARY, PostgreSQL "C").
+
+PostgreSQL sends tier 1 in one statement with the next step, which a one-time filter runs only
+when tier 1 came up short: tier 3 for one word (one statement in all), the driving-word counts
+for several (then the streams of tiers 2 and 3, and a recount first for frequent words).
 """
 
 from __future__ import annotations
@@ -242,22 +246,28 @@ def _sqlite_matching(
 
 
 def _search_postgres(session: Session, org_id: int, words: Sequence[str], limit: int) -> list[int]:
+    # One statement for tier 1 and, gated on tier 1 coming up short, whatever the next step
+    # needs: tier 3 for a single word, the driving-word counts for several.
     values: dict[str, Any] = {"org": org_id, "need": limit}
     tier1 = _pg_starting_with(" ".join(words), values)
-    found = _pg_merge(session.execute(text(tier1), values), limit)
+    if len(words) == 1:
+        tier3 = _pg_word_stream(3, words[0], words, 0, False, values)
+        rows = session.execute(text(_pg_after_tier1(tier1, tier3)), values)
+        return _pg_merge(rows, limit)
+
+    # Each tier reads the word rows of its rarest query word ("^" marks a first word). Their
+    # counts come with tier 1 (in a fixed order, so that the statement's text, which psycopg
+    # prepares, is the same for queries of as many words).
+    keys = {2: ["^" + words[0], *words[1:]], 3: list(words)}
+    counted = list(dict.fromkeys([*keys[2], *keys[3]]))
+    first = _pg_after_tier1(tier1, _pg_counts(counted, _PG_COUNT_CAP, values))
+    by_tier: dict[int, list[Any]] = {}
+    for row in session.execute(text(first), values):
+        by_tier.setdefault(row.tier, []).append(row)
+    found = _pg_merge(by_tier.get(1, ()), limit)
     if len(found) >= limit:
         return found
-    if len(words) == 1:
-        values = {"org": org_id, "need": limit}
-        tier3 = _pg_word_stream(3, words[0], words, 0, False, values)
-        return _pg_merge(session.execute(text(tier3), values), limit, found)
-
-    # Each tier reads the word rows of its rarest query word ("^" marks a first word).
-    keys = {2: ["^" + words[0], *words[1:]], 3: list(words)}
-    counted = sorted({*keys[2], *keys[3]})
-    values = {"org": org_id}
-    rows = session.execute(text(_pg_counts(counted, _PG_COUNT_CAP, values)), values).all()
-    counts = {counted[row.i]: row.n for row in rows}
+    counts = {counted[row.id]: row.n for row in by_tier.get(0, ())}
     # Only frequent words: count further, since a wrong pick reads many rows for nothing.
     crowded = sorted(
         {k for ks in keys.values() if min(counts[k] for k in ks) >= _PG_COUNT_CAP for k in ks}
@@ -265,7 +275,7 @@ def _search_postgres(session: Session, org_id: int, words: Sequence[str], limit:
     if crowded:
         values = {"org": org_id}
         recount = session.execute(text(_pg_counts(crowded, _PG_COUNT_CAP * 5, values)), values)
-        counts.update({crowded[row.i]: row.n for row in recount})
+        counts.update({crowded[row.id]: row.n for row in recount})
 
     values = {"org": org_id, "need": limit}
     parts = []
@@ -273,6 +283,18 @@ def _search_postgres(session: Session, org_id: int, words: Sequence[str], limit:
         driver = min(range(len(words)), key=lambda i: (counts[keys[tier][i]], -len(words[i])))
         parts.append(_pg_word_stream(tier, keys[tier][driver], words, driver, anchored, values))
     return _pg_merge(session.execute(text(" UNION ALL ".join(parts)), values), limit, found)
+
+
+def _pg_after_tier1(tier1: str, then: str) -> str:
+    """SQL for tier 1's rows followed by those of `then`, which PostgreSQL only runs (a
+    one-time filter) when tier 1 found fewer than :need."""
+    return f"""
+        WITH t1 AS MATERIALIZED ({tier1})
+        SELECT tier, id, sort_name, n FROM t1
+        UNION ALL
+        SELECT tier, id, sort_name, n FROM ({then}) AS next_step
+        WHERE (SELECT count(*) FROM t1) < :need
+        """  # noqa: S608 - only our SQL fragments are spliced; values are bound
 
 
 def _pg_merge(rows: Iterable[Any], limit: int, found: Sequence[int] = ()) -> list[int]:
@@ -346,10 +368,11 @@ def _pg_word_stream(
 
 
 def _pg_counts(keys: Sequence[str], cap: int, values: dict[str, Any]) -> str:
-    """SQL counting the word rows (up to `cap`) of each key prefix: rows (key index i, n)."""
+    """SQL counting the word rows (up to `cap`) of each key prefix: rows (tier 0, key index as
+    id, NULL sort_name, n), shaped like the tier rows so they can share a statement."""
     values["cap"] = cap
     count = (
-        "(SELECT {i} AS i, count(*) AS n "
+        "(SELECT 0 AS tier, {i} AS id, NULL::text AS sort_name, count(*)::integer AS n "
         "FROM (SELECT 1 FROM company_search_words WHERE org_id = :org "
         "AND word >= :count_low{i} AND word < :count_high{i} LIMIT :cap) AS rows{i})"
     )
