@@ -23,7 +23,7 @@ from pathlib import Path
 
 import sqlalchemy
 
-from bench import burst, calendar_range, google_burst, ingest, search, webhook
+from bench import burst, calendar_range, google_burst, ingest, pane_api, search, webhook
 from bench.common import (
     POSTGRES,
     SQLITE,
@@ -42,7 +42,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # Ports of the benchmark's own PostgreSQL and Redis, apart from those of a concurrent test run.
 BENCH_PG_PORT = "54339"
 BENCH_REDIS_PORT = "63739"
-BENCHMARKS = ("search", "calendar", "webhook", "burst", "ingest", "google-burst")
+BENCHMARKS = ("search", "calendar", "pane-api", "webhook", "burst", "ingest", "google-burst")
 # Options passed on to the PostgreSQL pass.
 _SIZE_OPTIONS = (
     "only", "companies", "queries", "seconds", "threads", "notifications", "events",
@@ -94,10 +94,14 @@ def _sizes(args: argparse.Namespace) -> dict[str, float]:
 def _run_here(kind: str, args: argparse.Namespace) -> list[Measurement]:
     size = _sizes(args)
     results: list[Measurement] = []
-    if args.only in (None, "search", "calendar"):
+    if args.only in (None, "search", "calendar", "pane-api"):
         with open_backend(kind) as backend:
             if args.only in (None, "search"):
                 results += search.run(
+                    backend, size=int(size["companies"]), queries=int(size["queries"])
+                )
+            if args.only in (None, "pane-api"):  # reuses the companies search.run loaded
+                results += pane_api.run(
                     backend, size=int(size["companies"]), queries=int(size["queries"])
                 )
             if args.only in (None, "calendar"):
