@@ -40,6 +40,7 @@ import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from datetime import UTC, date, datetime, time, tzinfo
+from functools import lru_cache
 from html.parser import HTMLParser
 from typing import Any, Final
 from zoneinfo import ZoneInfo
@@ -695,9 +696,22 @@ def _body(raw: object) -> str:
     if not isinstance(content, str) or not content:
         return ""
     if _str(_get(raw, "contentType")).casefold() == "html":
+        if len(content) <= _MEMO_BODY_MAX:
+            return _short_html_to_text(content)
         return html_to_text(content)
     text = content.replace("\r\n", "\n").replace("\r", "\n").strip()
     return text[:BODY_MAX_CHARS]
+
+
+# Bodies repeat: a series' copies, template invitations, a chunk re-read after a retry.
+# Parsing one is about a quarter of the mapping's cost, and the text depends on the body
+# alone, so short bodies (at most 256 x 8 KB of keys held) are parsed once.
+_MEMO_BODY_MAX: Final = 8_192
+
+
+@lru_cache(maxsize=256)
+def _short_html_to_text(html: str) -> str:
+    return html_to_text(html)
 
 
 def html_to_text(html: str, *, limit: int = BODY_MAX_CHARS) -> str:
