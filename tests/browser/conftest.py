@@ -42,13 +42,21 @@ SCREENSHOTS = ROOT / "test-artifacts" / "browser"  # gitignored
 
 
 class _Dispatcher:
-    """The server starts before the app exists: the app's settings need the server's URL."""
+    """The server starts before the app exists: the app's settings need the server's URL.
+
+    For the same reason the server outlives the app's container: once a test is over,
+    requests are refused rather than handed to an app whose engine is closed.
+    """
 
     def __init__(self) -> None:
         self.app: Any = None
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
-        return self.app(environ, start_response)
+        app = self.app
+        if app is None:
+            start_response("503 Service Unavailable", [("Content-Type", "text/plain")])
+            return [b"the test is over"]
+        return app(environ, start_response)
 
 
 @pytest.fixture
@@ -67,10 +75,12 @@ def settings(
 
 
 @pytest.fixture
-def base_url(app: Flask, server: tuple[BackgroundServer, _Dispatcher]) -> str:
+def base_url(app: Flask, server: tuple[BackgroundServer, _Dispatcher]) -> Iterator[str]:
     running, dispatcher = server
     dispatcher.app = app
-    return running.base_url
+    yield running.base_url
+    dispatcher.app = None
+    running.wait_idle()  # before the container closes its engine
 
 
 @pytest.fixture(scope="session")

@@ -48,6 +48,8 @@ class BackgroundServer:
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
         self._port: int | None = None  # kept after stop(), so URLs stay printable
+        self._in_flight = 0
+        self._idle = threading.Condition()
 
     @property
     def port(self) -> int:
@@ -68,7 +70,7 @@ class BackgroundServer:
         self._server = make_server(
             LOOPBACK,
             0,
-            self._app,
+            self._counted,
             threaded=True,
             request_handler=_QuietHandler,
             ssl_context=self._ssl_context,
@@ -83,11 +85,32 @@ class BackgroundServer:
         self._thread.start()
         return self
 
+    def _counted(self, environ: dict[str, Any], start_response: Any) -> Any:
+        with self._idle:
+            self._in_flight += 1
+        try:
+            return self._app(environ, start_response)
+        finally:
+            with self._idle:
+                self._in_flight -= 1
+                self._idle.notify_all()
+
+    def wait_idle(self, timeout: float = 10.0) -> None:
+        """Wait for the requests under way: request threads are daemons nobody joins.
+
+        A request still running when a test closes its database engine would open a
+        connection that nothing closes.
+        """
+        with self._idle:
+            if not self._idle.wait_for(lambda: self._in_flight == 0, timeout=timeout):
+                raise RuntimeError(f"{self._in_flight} requests still running after {timeout} s")
+
     def stop(self) -> None:
         if self._server is None:
             return
         self._server.shutdown()
         self._server.server_close()
+        self.wait_idle()
         if self._thread is not None:
             self._thread.join(timeout=5)
         self._server = None

@@ -909,3 +909,23 @@ def test_bundle_settings_point_at_the_stand_ins(tmp_path: Path) -> None:
     assert env["GRAPH_BASE_URL"].endswith("/v1.0")
     assert env["MS_AUTHORITY_HOST"].startswith("https://localhost:")
     assert answer.json()["userPrincipalName"] == "dana@contoso.com"
+
+
+def test_stop_waits_for_the_requests_under_way() -> None:
+    """Request threads are daemons: without the wait a test's engine could close mid-request."""
+    started, finished = threading.Event(), threading.Event()
+
+    def slow(environ: dict[str, Any], start_response: Any) -> Any:
+        started.set()
+        time.sleep(0.3)
+        finished.set()
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"done"]
+
+    server = BackgroundServer(slow).start()
+    caller = threading.Thread(target=requests.get, args=(server.base_url,), kwargs={"timeout": 5})
+    caller.start()
+    assert started.wait(5)
+    server.stop()
+    assert finished.is_set()
+    caller.join(5)
