@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 from alembic import command
-from sqlalchemy import Engine, insert, inspect, text
+from sqlalchemy import Engine, event, insert, inspect, text
 
+import bootstrap
 import wsgi
 from services import companies, search
 from services.db import make_engine, make_session_factory
@@ -261,6 +262,35 @@ def test_results_follow_the_rules_for_random_names_and_queries(
                 query,
                 limit,
             )
+
+
+def test_postgres_drives_frequent_words_by_the_rarer_one(
+    container: bootstrap.Container, tenant: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When every word of a tier has more rows than are counted, the planner's estimates pick
+    the driving word: with only the capped counts "co" and "cl" would tie and "co" would drive."""
+    if container.engine.dialect.name != "postgresql":
+        pytest.skip("company_search_words and its statistics are PostgreSQL's")
+    monkeypatch.setattr(search, "_PG_COUNT_CAP", 5)
+    made = [f"{word} {n}" for n in range(60) for word in ("Cobalt", "Cosmo", "Coral", "Comet")]
+    # 40 "cl" rows: more than 5 x 5, what counting further used to stop at.
+    made += [f"Clover {n}" for n in range(40)] + ["Cobalt Clover", "Clear Coral"]
+    made_ids = bulk_create(container.uow, tenant.org_id, made)
+    with container.engine.begin() as connection:
+        connection.execute(text("ANALYZE company_search_words"))
+    drivers: list[str] = []
+
+    def record(conn: Any, cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        drivers.extend(parameters.get(key) for key in ("t2_low", "t3_low") if key in parameters)
+
+    event.listen(container.engine, "before_cursor_execute", record)
+    try:
+        found = ids(container.uow, tenant.org_id, "co cl")
+    finally:
+        event.remove(container.engine, "before_cursor_execute", record)
+    assert drivers == ["cl", "cl"]  # tier 2 (after "^co") and tier 3 (after "co")
+    # Tier 2 (starts with a "co" word) before tier 3.
+    assert found == [made_ids[made.index("Cobalt Clover")], made_ids[made.index("Clear Coral")]]
 
 
 def _migrate(config: Any, revision: str, *, down: bool = False) -> None:
