@@ -24,6 +24,7 @@ appears in a message or a log line, refusals are logged with a reason code only.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from typing import TYPE_CHECKING, Any, Final
@@ -60,8 +61,13 @@ def _refused(reason: str, message: str, *, forbidden: bool = False) -> Exception
     return Forbidden(message) if forbidden else NotAuthenticated(message)
 
 
+@functools.lru_cache(maxsize=32)
 def _unverified(token: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
-    """Header and claims, unchecked (only to pick the tenant and key); None when unreadable."""
+    """Header and claims, unchecked (only to pick the tenant and key); None when unreadable.
+
+    Cached for a few tokens: `accepts` and `authenticate` read the same token in a row.
+    Callers must not change what it returns.
+    """
     try:
         decoded = jwt.decode_complete(token, options={"verify_signature": False})
     except jwt.PyJWTError:

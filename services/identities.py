@@ -82,7 +82,14 @@ def sign_in(uow_factory: UowFactory, identity: VerifiedIdentity) -> Principal:
     The user is found by its provider id; else by e-mail (a user an administrator added before
     their first sign-in), which links the provider id to it; else it is created. Two first
     sign-ins racing each other meet a unique constraint: the loser reads the winner's row.
+
+    Every task-pane request signs in, and after the first it only reads: a read-only unit of
+    work, so that requests never queue for SQLite's write lock. Only a first sign-in writes.
     """
+    with uow_factory(read_only=True) as uow:
+        org_id, user = _find(uow, identity)
+        if user is not None:
+            return _principal(org_id, user, identity)
     try:
         return _sign_in_once(uow_factory, identity)
     except IntegrityError:
@@ -91,12 +98,16 @@ def sign_in(uow_factory: UowFactory, identity: VerifiedIdentity) -> Principal:
 
 def _sign_in_once(uow_factory: UowFactory, identity: VerifiedIdentity) -> Principal:
     with uow_factory() as uow:
-        principal = _sign_in(uow, identity)
+        org_id, user = _find(uow, identity)
+        if user is None:
+            user = _link_or_create(uow, org_id, identity, _columns(identity.kind))
+        principal = _principal(org_id, user, identity)
         uow.commit()
     return principal
 
 
-def _sign_in(uow: UnitOfWork, identity: VerifiedIdentity) -> Principal:
+def _find(uow: UnitOfWork, identity: VerifiedIdentity) -> tuple[int, User | None]:
+    """The identity's organization (Forbidden when none) and its user by provider id."""
     columns = _columns(identity.kind)
     org_id = organization_for(uow, identity.kind, identity.tenant)
     if org_id is None:
@@ -107,8 +118,10 @@ def _sign_in(uow: UnitOfWork, identity: VerifiedIdentity) -> Principal:
     user = uow.session.scalar(
         select(User).where(User.org_id == org_id, columns.subject == identity.subject)
     )
-    if user is None:
-        user = _link_or_create(uow, org_id, identity, columns)
+    return org_id, user
+
+
+def _principal(org_id: int, user: User, identity: VerifiedIdentity) -> Principal:
     if not user.active:
         raise Forbidden(f"the CRM user {user.email} is deactivated")
     return Principal(

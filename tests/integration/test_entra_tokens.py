@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives import serialization
 from flask import Flask
 from flask.testing import FlaskClient
 from jwt import PyJWK
-from sqlalchemy import select
+from sqlalchemy import event, select
 from werkzeug.wrappers import Request, Response
 
 import bootstrap
@@ -141,6 +141,7 @@ def users(uow_factory: UnitOfWorkFactory) -> list[User]:
 
 def test_v2_token_signs_in_and_creates_the_user_once(
     client: FlaskClient,
+    container: bootstrap.Container,
     entra: Entra,
     contoso: int,
     traffic: EntraTraffic,
@@ -159,10 +160,18 @@ def test_v2_token_signs_in_and_creates_the_user_once(
     assert user.entra_object_id == entra.default_user.oid
     assert user.display_name == "Adele Vance"
 
-    # A later sign-in (a fresh token) is the same user; nothing is written.
+    # A later sign-in (a fresh token) is the same user; nothing is written, and no write
+    # transaction is opened (on SQLite it would queue every request for the write lock).
     before = table_counts(uow_factory)
-    again = client.get("/api/v1/me", headers=bearer(entra.mint_access_token()))
+    commits: list[object] = []
+    record = commits.append
+    event.listen(container.engine, "commit", record)
+    try:
+        again = client.get("/api/v1/me", headers=bearer(entra.mint_access_token()))
+    finally:
+        event.remove(container.engine, "commit", record)
     assert again.get_json() == body
+    assert commits == []
     assert table_counts(uow_factory) == before
 
     created = client.post(
