@@ -6,10 +6,11 @@ organization is bench/search.py's: 1,000,000 generated companies (reused when be
 has just loaded them into the same database, loaded the same way otherwise), plus
 CONTACTS contacts with one e-mail each at DOMAIN_COMPANIES companies that have an e-mail domain.
 
-Requests authenticate with an admin API key (services.auth.create_api_key, what
-`crm create-api-key` issues): the task pane sends an Entra access token instead, whose
-validation (signature against the cached tenant keys, claims, tid/oid to organization and user)
-is not part of these figures.
+Requests carry an Entra access token, as the task pane sends them: minted by the Entra
+stand-in (tests/standins, over HTTPS, MS_AUTHORITY_HOST) for a user of the tenant the
+organization is connected to. Every request is validated as in production: signature against
+the tenant's keys (fetched once per worker, then cached), claims, tid/oid to organization and
+user (the first request creates the CRM user).
 
 Clients are Python threads with one requests.Session each (keep-alive on the client side;
 gunicorn's sync workers close the connection after every answer, so each request opens a new
@@ -47,8 +48,9 @@ from sqlalchemy import func, insert, select, text
 from bench import search
 from bench.common import Backend, Result, log, summarize
 from bench.webhook import _machine_ticks, app_environment, gunicorn, process_tree_seconds
-from services import auth, organizations
+from services import organizations
 from services.tables import Company, CompanyDomain, Contact, ContactEmail, Organization
+from tests.standins import MicrosoftStandIns, microsoft_standins
 
 TARGET_MS = 30.0
 CONTACTS = 50_000
@@ -60,6 +62,7 @@ BIG_ORG = "Bench Big"  # bench/search.py's organization
 OWN_DOMAIN = "big.example"
 FREE_MAIL = ("gmail.com", "outlook.com", "hotmail.com", "yahoo.com", "icloud.com")
 SEARCH_PATH = "/api/v1/companies"
+API_CLIENT_ID = "7d6c5b4a-3f2e-4d1c-8b0a-9f8e7d6c5b4a"  # the add-in's app registration (made up)
 SUGGEST_PATH = "/api/v1/suggest"
 
 
@@ -184,11 +187,24 @@ def prepare(backend: Backend, *, size: int, contacts: int, seed: int = 20261123)
     return Org(org_id, names, emails, domains, load_note)
 
 
-def _api_key(backend: Backend, org_id: int) -> str:
+def _sign_in(backend: Backend, org_id: int, ms: MicrosoftStandIns) -> tuple[str, dict[str, str]]:
+    """Connect the organization to the stand-in's tenant; a user's access token for our API,
+    and the settings that make the served app accept it."""
     with backend.container.uow() as uow:
-        issued = auth.create_api_key(uow, org_id=org_id, name="bench pane-api")
+        org = uow.session.get(Organization, org_id)
+        assert org is not None
+        org.ms_tenant_id = ms.entra.tenant_id
         uow.commit()
-    return issued.token
+    ms.entra.default_audience = API_CLIENT_ID
+    user = ms.entra.add_user(f"pat.bench@{OWN_DOMAIN}")
+    token = ms.entra.mint_access_token(user=user, lifetime=6 * 3600)
+    settings = {
+        **ms.environment(),  # tenant, authority host and the stand-in CA for the key fetch
+        "MS_CLIENT_ID": API_CLIENT_ID,
+        "MS_CLIENT_SECRET": "bench-pane-api-secret",  # the group needs one; no Graph call is made
+        "MS_API_AUDIENCE": f"api://crm.example/{API_CLIENT_ID}",
+    }
+    return token, settings
 
 
 def suggest_bodies(rng: random.Random, org: Org, count: int) -> list[dict[str, list[str]]]:
@@ -331,7 +347,20 @@ def _run(
     backend: Backend, workdir: Path, *, size: int, queries: int, contacts: int, seed: int
 ) -> list[Result]:
     org = prepare(backend, size=size, contacts=contacts, seed=seed)
-    token = _api_key(backend, org.id)
+    with microsoft_standins(workdir, issuer_mode="self") as ms:
+        token, sign_in_settings = _sign_in(backend, org.id, ms)
+        return _measure(backend, workdir, org, token, sign_in_settings, queries, seed)
+
+
+def _measure(
+    backend: Backend,
+    workdir: Path,
+    org: Org,
+    token: str,
+    sign_in_settings: dict[str, str],
+    queries: int,
+    seed: int,
+) -> list[Result]:
     rng = random.Random(seed + 1)
     prefixes = search.three_letter_queries(rng, org.names, queries)
     two_words = search.two_word_queries(rng, org.names, queries)
@@ -347,7 +376,7 @@ def _run(
     total = len(org.names)
     del org.names[:]  # the served app, not this process, should hold the memory now
 
-    env = app_environment(backend)
+    env = app_environment(backend, **sign_in_settings)
     log(f"{backend.name}: pane API under gunicorn (gunicorn.conf.py: 2 sync workers)")
     results: list[Result] = []
     with gunicorn("wsgi:create_app()", env, workdir / "gunicorn.log") as server:
