@@ -43,6 +43,8 @@ from services.tables import (
     ActivityKind,
     ActivityStatus,
     Participant,
+    Provider,
+    ProviderLink,
     Recurrence,
     Response,
     TaskStatus,
@@ -142,6 +144,31 @@ def _load(uow: UnitOfWork, principal: Principal, activity_id: int) -> Activity:
 
 def get_activity(uow: UnitOfWork, principal: Principal, activity_id: int) -> ActivityItem:
     return _view(principal, _load(uow, principal, activity_id))
+
+
+def get_activity_for_event(
+    uow: UnitOfWork, principal: Principal, provider: Provider, provider_event_id: str
+) -> ActivityItem:
+    """The activity the calling user's own copy of a calendar event is linked to.
+
+    The read-mode pane of an attendee asks with its item's id: their copy carries no tag (the
+    organizer's custom properties stay on the organizer's item), but sync linked it. Only the
+    caller's own mailbox is looked in, so an id of someone else's copy finds nothing.
+    """
+    user = uow.session.get(User, principal.user_id) if principal.user_id is not None else None
+    if user is None or user.org_id != principal.org_id:
+        raise NotFound("only a user's own calendar can be looked up by event id")
+    activity_id = uow.session.scalar(
+        select(ProviderLink.activity_id).where(
+            ProviderLink.org_id == principal.org_id,
+            ProviderLink.provider == provider,
+            ProviderLink.mailbox == normalize_email(user.email),
+            ProviderLink.provider_event_id == provider_event_id,
+        )
+    )
+    if activity_id is None:
+        raise NotFound("this calendar event is not linked to a CRM activity (not synced yet?)")
+    return get_activity(uow, principal, activity_id)
 
 
 def _load_for_change(uow: UnitOfWork, principal: Principal, activity_id: int) -> Activity:

@@ -15,12 +15,14 @@ from addin.api.schemas import (
     ActivityOut,
     ActivityPage,
     ActivityPatch,
+    EventLookupArgs,
     activity_fields,
     decode_cursor,
     encode_cursor,
 )
 from addin.context import container, principal
 from services import activities
+from services.tables import Provider
 
 blp = Blueprint(
     "activities", __name__, url_prefix="/activities", description="Meetings, calls, visits, tasks"
@@ -83,6 +85,23 @@ def _original_start(text: str) -> dt.datetime:
     if value.tzinfo is None:
         raise ValidationError({"cursor": ["not a cursor this API issued"]})
     return value
+
+
+@blp.route("/by-event")
+class ActivityByEvent(MethodView):
+    @blp.arguments(EventLookupArgs, location="query")
+    @blp.response(200, ActivityOut)
+    def get(self, args: dict[str, Any]) -> dict[str, Any]:
+        """The activity the caller's own copy of a calendar event is linked to.
+
+        `event_id` is the event's id in the caller's mailbox: for Outlook the REST / Graph id
+        (Office.js `convertToRestId` of the item id); 404 when sync has not linked it.
+        """
+        with container().uow(read_only=True) as uow:
+            item = activities.get_activity_for_event(
+                uow, principal(), Provider(args["provider"]), args["event_id"]
+            )
+            return activity_fields(item)
 
 
 @blp.route("/<int:activity_id>")

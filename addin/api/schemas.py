@@ -17,6 +17,7 @@ from services.tables import (
     ActivityStatus,
     ParticipantRole,
     Priority,
+    Provider,
     Response,
     ShowAs,
     TaskStatus,
@@ -164,6 +165,11 @@ class ContactListArgs(PageArgs):
 
 class ContactLookupArgs(Schema):
     email = email_field(required=True)
+
+
+class EventLookupArgs(Schema):
+    provider = fields.String(load_default=Provider.MICROSOFT, validate=_choices(Provider))
+    event_id = fields.String(required=True, validate=validate.Length(1, 1024))
 
 
 class ContactPage(Schema):

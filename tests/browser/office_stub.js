@@ -104,6 +104,7 @@
       requiredAttendees: people(cfg.required),
       optionalAttendees: people(cfg.optional),
       organizer: cfg.user,
+      itemId: cfg.itemId, // EWS form, as Outlook gives it in read mode
     });
   }
 
@@ -117,6 +118,7 @@
       },
       ActionType: { ShowTaskPane: "showTaskPane" },
       CategoryColor: { Preset7: "Preset7" },
+      RestVersion: { v1_0: "v1.0", v2_0: "v2.0", Beta: "beta" },
     },
     context: {
       requirements: {
@@ -134,6 +136,11 @@
       mailbox: {
         item,
         userProfile: cfg.user || { emailAddress: "linda@northwind.example", displayName: "Linda" },
+        // An EWS id becomes the REST (Graph) id by swapping the URL-unsafe base64 characters.
+        convertToRestId: (itemId, version) => {
+          state.calls.push({ name: "convertToRestId", args: [itemId, version] });
+          return itemId.replace(/\//g, "-").replace(/\+/g, "_");
+        },
         masterCategories: {
           addAsync: method("masterCategories.addAsync", (list) => {
             state.master.push(...list.map((c) => c.displayName));

@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 
+from services.tables import Provider, ProviderLink
+from services.unit_of_work import UnitOfWorkFactory
 from tests.browser.conftest import Pane
 from tests.conftest import Tenant
 
@@ -317,6 +319,47 @@ def test_read_mode_uses_the_tagged_activity_id(
     pane.page.locator("#read-company", has_text="Fabrikam Logistics").wait_for()
     assert pane.page.locator("#outcome-form").is_hidden()  # not over yet
     assert re.search("Planned", pane.page.locator("#read-status").inner_text())
+    assert pane.errors == []
+
+
+def test_attendee_read_mode_finds_the_activity_linked_to_their_copy(
+    make_pane: Callable[..., Pane],
+    tenant: Tenant,
+    crm: dict[str, Any],
+    api: Callable[..., Any],
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    """Two CRM meetings at the same time with the same subject: only the id of the attendee's
+    own copy (which sync linked) tells which one this is."""
+    start = dt.datetime.now(UTC).replace(microsecond=0) + dt.timedelta(days=1)
+    same = {"kind": "meeting", "subject": "Weekly sync", "start": _iso(start),
+            "end": _iso(start + dt.timedelta(hours=1))}  # fmt: skip
+    api("POST", "/activities", same | {"company_id": crm["contoso"]["id"]})
+    theirs = api("POST", "/activities", same | {"company_id": crm["fabrikam"]["id"]})
+    with uow_factory() as uow:
+        uow.session.add(
+            ProviderLink(
+                org_id=tenant.org_id,
+                activity_id=theirs["id"],
+                provider=Provider.MICROSOFT,
+                mailbox=tenant.user_email,
+                provider_event_id="AAMkAGI2-attendee_copy=",
+            )
+        )
+        uow.commit()
+    pane = make_pane(
+        _meeting(
+            tenant,
+            mode="read",
+            subject="Weekly sync",
+            start=same["start"],
+            end=same["end"],
+            itemId="AAMkAGI2/attendee+copy=",  # EWS form; the pane converts it
+        )
+    )
+    pane.open("/addin/taskpane.html")
+    pane.page.locator("#read-company", has_text="Fabrikam Logistics").wait_for()
+    assert pane.calls("convertToRestId") == [["AAMkAGI2/attendee+copy=", "v2.0"]]
     assert pane.errors == []
 
 

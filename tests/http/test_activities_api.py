@@ -9,6 +9,7 @@ import pytest
 from flask.testing import FlaskClient
 
 from services import auth, organizations
+from services.tables import Provider, ProviderLink
 from services.unit_of_work import UnitOfWorkFactory
 from tests.conftest import Tenant, table_counts
 from tests.helpers import assert_error
@@ -364,3 +365,49 @@ def test_forged_activity_cursors_are_refused(client: FlaskClient, tenant: Tenant
     ):
         response = client.get(f"/api/v1/activities?{query}{forged}", headers=tenant.headers)
         assert_error(response, 422, field="cursor")
+
+
+def _link(
+    uow_factory: UnitOfWorkFactory, tenant: Tenant, activity_id: int, mailbox: str, event_id: str
+) -> None:
+    """What sync records for one mailbox's copy of a meeting."""
+    with uow_factory() as uow:
+        uow.session.add(
+            ProviderLink(
+                org_id=tenant.org_id,
+                activity_id=activity_id,
+                provider=Provider.MICROSOFT,
+                mailbox=mailbox,
+                provider_event_id=event_id,
+            )
+        )
+        uow.commit()
+
+
+def test_an_activity_is_found_by_the_callers_copy_of_the_event(
+    client: FlaskClient, tenant: Tenant, other_tenant: Tenant, uow_factory: UnitOfWorkFactory
+) -> None:
+    julie = colleague(uow_factory, tenant, "julie")
+    meeting = post(client, tenant, subject="Pricing")
+    _link(uow_factory, tenant, meeting["id"], tenant.user_email, "AAMkAGI2-own_copy=")
+    _link(uow_factory, tenant, meeting["id"], julie.user_email, "AAMkAGI2-julies_copy=")
+
+    def by_event(who: Tenant, event_id: str, provider: str = "") -> Any:
+        query = f"event_id={event_id}" + (f"&provider={provider}" if provider else "")
+        return client.get(f"/api/v1/activities/by-event?{query}", headers=who.headers)
+
+    before = table_counts(uow_factory)
+    found = by_event(tenant, "AAMkAGI2-own_copy=")
+    assert found.status_code == 200, found.get_json()
+    assert (
+        found.get_json()
+        == client.get(f"/api/v1/activities/{meeting['id']}", headers=tenant.headers).get_json()
+    )
+    assert by_event(julie, "AAMkAGI2-julies_copy=").get_json()["id"] == meeting["id"]
+    # Only the caller's own mailbox: another user's copy, another provider, another org.
+    assert_error(by_event(tenant, "AAMkAGI2-julies_copy="), 404)
+    assert_error(by_event(tenant, "AAMkAGI2-own_copy=", "google"), 404)
+    assert_error(by_event(other_tenant, "AAMkAGI2-own_copy="), 404)
+    assert_error(client.get("/api/v1/activities/by-event", headers=tenant.headers), 422)
+    assert_error(by_event(tenant, "x", "exchange"), 422, field="provider")
+    assert table_counts(uow_factory) == before

@@ -33,6 +33,8 @@ export const api = {
   contact: (id) => request("GET", `/contacts/${id}`),
   createContact: (fields) => request("POST", "/contacts", fields),
   activity: (id) => request("GET", `/activities/${id}`),
+  activityForEvent: (eventId) =>
+    request("GET", `/activities/by-event?${new URLSearchParams({ event_id: eventId })}`),
   createActivity: (fields) => request("POST", "/activities", fields),
   updateActivity: (id, fields) => request("PATCH", `/activities/${id}`, fields),
   activities: (params) => request("GET", `/activities?${new URLSearchParams(params)}`),

@@ -17,6 +17,18 @@ export function currentItem() {
   return mailbox ? mailbox.item : null;
 }
 
+/** The read-mode item's id in the REST / Graph form sync stores; null where unavailable
+ * (compose mode has no id before the first save; convertToRestId is Mailbox 1.3). */
+export function restItemId(item) {
+  const mailbox = Office.context.mailbox;
+  if (!item.itemId || typeof mailbox.convertToRestId !== "function") return null;
+  try {
+    return mailbox.convertToRestId(item.itemId, Office.MailboxEnums.RestVersion.v2_0);
+  } catch (error) {
+    return null;
+  }
+}
+
 /** True when the user is composing (organizer editing), false when reading. */
 export function isCompose(item) {
   return Boolean(item.subject && typeof item.subject.getAsync === "function");

@@ -2,7 +2,7 @@
 // its recent and upcoming activities, and after the meeting: held / not held (D1).
 import { api, ApiError } from "./api.js";
 import { $, el, status, when } from "./dom.js";
-import { loadCustomProperties, readAppointment } from "./office.js";
+import { loadCustomProperties, readAppointment, restItemId } from "./office.js";
 import { readTag } from "./tags.js";
 
 const DAY = 24 * 3600 * 1000;
@@ -13,7 +13,7 @@ export async function startRead(item) {
   $("read-summary").textContent = `${meeting.subject || "(no subject)"} · ${when(meeting.start, meeting.end)}`;
   $("read").hidden = false;
   status("Looking for this meeting in the CRM…");
-  const activity = await findActivity(meeting, readTag(props));
+  const activity = await findActivity(meeting, readTag(props), restItemId(item));
   if (!activity || !activity.company_id) {
     $("read-unlinked").hidden = false;
     status("");
@@ -34,11 +34,16 @@ export async function startRead(item) {
   status("");
 }
 
-/** The tag's activity id when the item carries one; else the CRM activity at the same time. */
-async function findActivity(meeting, tag) {
-  if (tag && tag.activityId) {
+/** The tag's activity id when the item carries one (the organizer's copy); else the activity
+ * sync linked to this copy of the event (an attendee's); else the CRM activity at that time. */
+async function findActivity(meeting, tag, eventId) {
+  const lookups = [
+    tag && tag.activityId ? () => api.activity(tag.activityId) : null,
+    eventId ? () => api.activityForEvent(eventId) : null,
+  ];
+  for (const lookup of lookups.filter(Boolean)) {
     try {
-      return await api.activity(tag.activityId);
+      return await lookup();
     } catch (error) {
       if (!(error instanceof ApiError) || error.status !== 404) throw error;
     }
