@@ -311,6 +311,7 @@ class GraphServices:
     calendar: Any
     subscriptions: Any
     directory: Any
+    event_ids: Any
 
 
 def make_graph(settings: Settings, uow: UnitOfWorkFactory) -> GraphServices:
@@ -318,6 +319,7 @@ def make_graph(settings: Settings, uow: UnitOfWorkFactory) -> GraphServices:
     from graph.auth import AppTokenProvider
     from graph.calendar import GraphCalendar
     from graph.client import GraphClient
+    from graph.ids import GraphEventIds
     from graph.subscriptions import GraphDirectory, GraphSubscriptions
 
     if not settings.graph_configured:
@@ -359,6 +361,17 @@ def make_graph(settings: Settings, uow: UnitOfWorkFactory) -> GraphServices:
             lifecycle_url=f"{base}/webhooks/graph/lifecycle",
         ),
         directory=GraphDirectory(client),
+        # Asked while a user waits (the task pane): one try, short timeouts, no Retry-After waits.
+        event_ids=GraphEventIds(
+            GraphClient(
+                base_url=settings.graph_base_url,
+                token=tokens.token,
+                timeout=(3.0, 5.0),
+                max_attempts=1,
+                max_retry_wait=0.0,  # while Graph's Retry-After runs, refuse at once
+                on_error=count_error,
+            )
+        ),
     )
 
 
@@ -464,6 +477,13 @@ class Container:
 
     def calendar_for(self, provider: Provider) -> Any:
         return self.google.calendar if provider is Provider.GOOGLE else self.graph.calendar
+
+    def event_ids_for(self, provider: Provider) -> Any:
+        """The EventIds port where a client's event ids differ from those sync stores: Outlook's
+        regular REST ids (sync stores immutable ones); None for Google and without Graph."""
+        if provider is Provider.MICROSOFT and self.settings.graph_configured:
+            return self.graph.event_ids
+        return None
 
     def channels_for(self, provider: Provider) -> Any:
         return self.google.channels if provider is Provider.GOOGLE else self.graph.subscriptions

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import math
-from collections.abc import Container, Iterable, Mapping, Sequence
+from collections.abc import Callable, Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -36,12 +37,14 @@ from services.companies import get_company
 from services.contacts import contacts_by_email, get_contact
 from services.errors import Forbidden, InvalidInput, NotFound
 from services.organizations import users_by_email
+from services.ports import EventIds, MailboxRef, ProviderError
 from services.tables import (
     MULTI_DAY_WHERE,
     Activity,
     ActivityContact,
     ActivityKind,
     ActivityStatus,
+    Mailbox,
     Participant,
     Provider,
     ProviderLink,
@@ -53,6 +56,8 @@ from services.tables import (
 )
 from services.text import normalize_email
 from services.unit_of_work import UnitOfWork
+
+log = logging.getLogger(__name__)
 
 SIMPLE_FIELDS = (
     "kind",
@@ -146,29 +151,67 @@ def get_activity(uow: UnitOfWork, principal: Principal, activity_id: int) -> Act
     return _view(principal, _load(uow, principal, activity_id))
 
 
-def get_activity_for_event(
-    uow: UnitOfWork, principal: Principal, provider: Provider, provider_event_id: str
+def activity_for_event(
+    uow_factory: Callable[..., UnitOfWork],
+    principal: Principal,
+    provider: Provider,
+    event_id: str,
+    ids: EventIds | None = None,
 ) -> ActivityItem:
     """The activity the calling user's own copy of a calendar event is linked to.
 
     The read-mode pane of an attendee asks with its item's id: their copy carries no tag (the
     organizer's custom properties stay on the organizer's item), but sync linked it. Only the
-    caller's own mailbox is looked in, so an id of someone else's copy finds nothing.
+    caller's own mailbox is looked in, so an id of someone else's copy finds nothing. When the
+    id is not one sync stored, `ids` (when given) translates it, outside any transaction: it
+    asks the provider.
     """
+    with uow_factory(read_only=True) as uow:
+        mailbox = _own_mailbox(uow, principal, provider)
+        found = _linked_activity(uow, principal, mailbox, event_id)
+    if found is None and ids is not None:
+        try:
+            stored = ids.stored_event_id(mailbox, event_id)
+        except ProviderError as failure:
+            log.warning("activity_for_event.translate_failed reason=%s", failure.reason)
+            stored = None
+        if stored is not None and stored != event_id:
+            with uow_factory(read_only=True) as uow:
+                found = _linked_activity(uow, principal, mailbox, stored)
+    if found is None:
+        raise NotFound("this calendar event is not linked to a CRM activity (not synced yet?)")
+    return found
+
+
+def _own_mailbox(uow: UnitOfWork, principal: Principal, provider: Provider) -> MailboxRef:
     user = uow.session.get(User, principal.user_id) if principal.user_id is not None else None
     if user is None or user.org_id != principal.org_id:
         raise NotFound("only a user's own calendar can be looked up by event id")
+    address = normalize_email(user.email)
+    external_id = uow.session.scalar(
+        select(Mailbox.external_id).where(
+            Mailbox.org_id == principal.org_id,
+            Mailbox.provider == provider,
+            Mailbox.address == address,
+        )
+    )
+    if external_id is None:
+        raise NotFound(f"the calendar of {address} is not watched, so nothing is linked to it")
+    return MailboxRef(principal.org_id, provider, address, external_id)
+
+
+def _linked_activity(
+    uow: UnitOfWork, principal: Principal, mailbox: MailboxRef, event_id: str
+) -> ActivityItem | None:
     activity_id = uow.session.scalar(
         select(ProviderLink.activity_id).where(
             ProviderLink.org_id == principal.org_id,
-            ProviderLink.provider == provider,
-            ProviderLink.mailbox == normalize_email(user.email),
-            ProviderLink.provider_event_id == provider_event_id,
+            ProviderLink.provider == mailbox.provider,
+            ProviderLink.mailbox == mailbox.address,
+            ProviderLink.provider_event_id == event_id,
         )
     )
-    if activity_id is None:
-        raise NotFound("this calendar event is not linked to a CRM activity (not synced yet?)")
-    return get_activity(uow, principal, activity_id)
+    return None if activity_id is None else get_activity(uow, principal, activity_id)
 
 
 def _load_for_change(uow: UnitOfWork, principal: Principal, activity_id: int) -> Activity:

@@ -26,6 +26,7 @@ __all__ = [
     "Directory",
     "DirectoryEntry",
     "EventFinder",
+    "EventIds",
     "EventTagWriter",
     "MailNews",
     "MailWatch",
@@ -205,6 +206,14 @@ class MailWatch(Protocol):
 class EventFinder(Protocol):
     def event_ids_for_ical_uid(self, mailbox: MailboxRef, ical_uid: str) -> list[str]:
         """The ids of the mailbox's copies of the meeting with this iCalUID (none: empty)."""
+        ...
+
+
+class EventIds(Protocol):
+    def stored_event_id(self, mailbox: MailboxRef, event_id: str) -> str | None:
+        """The id sync stores for the mailbox's event that a client knows as `event_id`, or None
+        when the mailbox has no such event. (Outlook clients know the regular REST id; sync
+        stores the immutable one.)"""
         ...
 
 

@@ -97,11 +97,15 @@ class ActivityByEvent(MethodView):
         `event_id` is the event's id in the caller's mailbox: for Outlook the REST / Graph id
         (Office.js `convertToRestId` of the item id); 404 when sync has not linked it.
         """
-        with container().uow(read_only=True) as uow:
-            item = activities.get_activity_for_event(
-                uow, principal(), Provider(args["provider"]), args["event_id"]
-            )
-            return activity_fields(item)
+        provider = Provider(args["provider"])
+        found = activities.activity_for_event(
+            container().uow,
+            principal(),
+            provider,
+            args["event_id"],
+            container().event_ids_for(provider),
+        )
+        return activity_fields(found)
 
 
 @blp.route("/<int:activity_id>")

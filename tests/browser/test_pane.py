@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from services.tables import Provider, ProviderLink
+from services.tables import Mailbox, Provider, ProviderLink
 from services.unit_of_work import UnitOfWorkFactory
 from tests.browser.conftest import Pane
 from tests.conftest import Tenant
@@ -337,6 +337,14 @@ def test_attendee_read_mode_finds_the_activity_linked_to_their_copy(
     api("POST", "/activities", same | {"company_id": crm["contoso"]["id"]})
     theirs = api("POST", "/activities", same | {"company_id": crm["fabrikam"]["id"]})
     with uow_factory() as uow:
+        uow.session.add(
+            Mailbox(
+                org_id=tenant.org_id,
+                provider=Provider.MICROSOFT,
+                address=tenant.user_email,
+                external_id="linda-graph-id",
+            )
+        )
         uow.session.add(
             ProviderLink(
                 org_id=tenant.org_id,

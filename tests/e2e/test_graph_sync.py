@@ -7,14 +7,17 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import time
 from typing import Any
 
 import requests
 from sqlalchemy import update
 
 from graph.events import TAG_ACTIVITY, TAG_COMPANY, TAG_KIND, cecp_property_id
+from services import auth, organizations
 from services.tables import Subscription
 from tests.e2e.conftest import ADDIN_ID, DOMAIN, PUBLIC_BASE_URL, World, start_worker, wait_until
+from tests.standins.graph import rest_id
 
 CECP = cecp_property_id(ADDIN_ID)
 NEXT_WEEK = (dt.datetime.now(dt.UTC) + dt.timedelta(days=7)).replace(
@@ -569,3 +572,50 @@ def test_a3_series_tag_survives_on_an_occurrence_without_the_property(world: Wor
     assert len(exceptions) == 1
     assert parse(exceptions[0]["start"]) == (moved + dt.timedelta(hours=1)).replace(tzinfo=dt.UTC)
     assert world.activity_for(master["iCalUId"])["company_id"] == company_id
+
+
+def test_an_attendee_finds_the_activity_by_the_id_outlook_gives_their_copy(world: World) -> None:
+    """Office.js gives the pane the regular REST id; sync stored the immutable id. The service
+    asks Graph for the immutable id of the one it is given and finds the link by it."""
+    users = connected(world, "linda", "julie")
+    event = world.graph.create_event(
+        users["linda"], start=iso(NEXT_WEEK), attendees=[f"julie@{DOMAIN}"]
+    )
+    world.notify()
+    activity = world.activity_for(event["iCalUId"])
+    with world.container.uow() as uow:
+        if organizations.users_by_email(uow, world.tenant.org_id, [f"julie@{DOMAIN}"]) == {}:
+            organizations.add_user(uow, org_id=world.tenant.org_id, email=f"julie@{DOMAIN}")
+        julie = auth.create_api_key(
+            uow, org_id=world.tenant.org_id, name="julie", user_email=f"julie@{DOMAIN}"
+        )
+        uow.commit()
+    julie_copy = world.graph.copy_of(event["id"], users["julie"])
+
+    def by_event(event_id: str, token: str = julie.token) -> requests.Response:
+        return requests.get(
+            f"{world.server.base_url}/api/v1/activities/by-event",
+            params={"event_id": event_id},
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=30,
+        )
+
+    found = by_event(rest_id(julie_copy))
+    assert found.status_code == 200, found.text
+    assert found.json()["id"] == activity["id"]
+    assert by_event(julie_copy).json()["id"] == activity["id"]  # the stored id, no Graph call
+    assert by_event(rest_id("AAMkAGnotthere=")).status_code == 404
+    assert by_event("not an id").status_code == 404
+    # Linda's copy is not Julie's: only the caller's own mailbox is looked in.
+    assert by_event(rest_id(event["id"])).status_code == 404
+    admin = world.tenant.token  # a user without a watched mailbox
+    assert by_event(rest_id(event["id"]), admin).status_code == 404
+    # Graph unavailable: one try, no wait for Retry-After while the user waits; the pane then
+    # falls back to the meeting's time.
+    world.graph.fail_next(1, status=503, retry_after=2, path_prefix=f"/users/{users['julie'].id}")
+    started = time.monotonic()
+    assert by_event(rest_id(julie_copy)).status_code == 404
+    assert by_event(rest_id(julie_copy)).status_code == 404  # within Retry-After: Graph not asked
+    assert time.monotonic() - started < 1.5
+    time.sleep(2.1 - (time.monotonic() - started))
+    assert by_event(rest_id(julie_copy)).status_code == 200

@@ -7,9 +7,10 @@ from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
+from sqlalchemy import select
 
 from services import auth, organizations
-from services.tables import Provider, ProviderLink
+from services.tables import Mailbox, Provider, ProviderLink
 from services.unit_of_work import UnitOfWorkFactory
 from tests.conftest import Tenant, table_counts
 from tests.helpers import assert_error
@@ -370,8 +371,18 @@ def test_forged_activity_cursors_are_refused(client: FlaskClient, tenant: Tenant
 def _link(
     uow_factory: UnitOfWorkFactory, tenant: Tenant, activity_id: int, mailbox: str, event_id: str
 ) -> None:
-    """What sync records for one mailbox's copy of a meeting."""
+    """What sync records for one (watched) mailbox's copy of a meeting."""
     with uow_factory() as uow:
+        watched = select(Mailbox).where(Mailbox.org_id == tenant.org_id, Mailbox.address == mailbox)
+        if uow.session.scalar(watched) is None:
+            uow.session.add(
+                Mailbox(
+                    org_id=tenant.org_id,
+                    provider=Provider.MICROSOFT,
+                    address=mailbox,
+                    external_id=f"id-of-{mailbox}",
+                )
+            )
         uow.session.add(
             ProviderLink(
                 org_id=tenant.org_id,
@@ -388,6 +399,7 @@ def test_an_activity_is_found_by_the_callers_copy_of_the_event(
     client: FlaskClient, tenant: Tenant, other_tenant: Tenant, uow_factory: UnitOfWorkFactory
 ) -> None:
     julie = colleague(uow_factory, tenant, "julie")
+    unwatched = colleague(uow_factory, tenant, "kim")
     meeting = post(client, tenant, subject="Pricing")
     _link(uow_factory, tenant, meeting["id"], tenant.user_email, "AAMkAGI2-own_copy=")
     _link(uow_factory, tenant, meeting["id"], julie.user_email, "AAMkAGI2-julies_copy=")
@@ -408,6 +420,8 @@ def test_an_activity_is_found_by_the_callers_copy_of_the_event(
     assert_error(by_event(tenant, "AAMkAGI2-julies_copy="), 404)
     assert_error(by_event(tenant, "AAMkAGI2-own_copy=", "google"), 404)
     assert_error(by_event(other_tenant, "AAMkAGI2-own_copy="), 404)
+    missing = assert_error(by_event(unwatched, "AAMkAGI2-own_copy="), 404)
+    assert "not watched" in missing["message"]
     assert_error(client.get("/api/v1/activities/by-event", headers=tenant.headers), 422)
     assert_error(by_event(tenant, "x", "exchange"), 422, field="provider")
     assert table_counts(uow_factory) == before

@@ -1892,8 +1892,9 @@ class Graph:
     def _get_event(self, ctx: _Context, user: str, event: str) -> Response:
         owner = self._calendar_owner(ctx, user)
         zone_name = ctx.prefer.get("outlook.timezone", "UTC")
+        immutable = ctx.prefer.get("idtype", "").casefold() == "immutableid"
         with self._lock:
-            instance = self._lookup(owner.id, event)
+            instance = self._lookup(owner.id, from_rest_id(event))
             if instance is None:
                 raise _GraphError(
                     404, "ErrorItemNotFound", "The specified object was not found in the store."
@@ -1904,6 +1905,8 @@ class Graph:
                 select=_select(ctx.arg("$select")),
                 expand_ext=_expand_filter(ctx),
             )
+        if not immutable and "id" in body:
+            body["id"] = rest_id(body["id"])
         return _ok(
             {"@odata.context": f"{ctx.root}/$metadata#users('{user}')/events/$entity", **body},
             _applied(ctx),
@@ -2562,8 +2565,26 @@ def _next_link(ctx: _Context, offset: int) -> str:
     return f"{ctx.root}{ctx.request.path[len('/v1.0') :]}?{urlencode(query)}"
 
 
+# Outlook gives an item two REST ids: the regular one (what Office.js convertToRestId returns)
+# and the immutable one (asked for with Prefer: IdType="ImmutableId"). The stand-in keeps events
+# by their immutable id, which is what the product always asks for; a single-event GET also
+# accepts the regular form and answers in it without that preference. Real ids are opaque;
+# here the regular form is the immutable one behind a prefix.
+_REST_PREFIX = "AAMkREST-"
+
+
+def rest_id(immutable_id: str) -> str:
+    """The regular REST id of the item with this immutable id."""
+    return _REST_PREFIX + immutable_id
+
+
+def from_rest_id(event_id: str) -> str:
+    """The immutable id of an item named by either of its ids."""
+    return event_id.removeprefix(_REST_PREFIX)
+
+
 def _prefer(request: Request) -> dict[str, str]:
-    """``Prefer`` values by name: ``odata.maxpagesize`` and ``outlook.timezone``."""
+    """``Prefer`` values by name: ``odata.maxpagesize``, ``outlook.timezone``, ``IdType``."""
     found: dict[str, str] = {}
     for header in request.headers.getlist("Prefer"):
         for part in re.split(r",(?=(?:[^\"]*\"[^\"]*\")*[^\"]*$)", header):
