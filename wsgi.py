@@ -103,7 +103,11 @@ def _handle_http_error(error: HTTPException) -> Response:
 
 
 def _handle_domain_error(error: DomainError) -> Response:
-    status = _STATUS_OF_DOMAIN_ERROR.get(type(error), 400)
+    # The nearest mapped class: a subclass (identities.NotConnected) answers as its parent.
+    status = next(
+        (_STATUS_OF_DOMAIN_ERROR[c] for c in type(error).__mro__ if c in _STATUS_OF_DOMAIN_ERROR),
+        400,
+    )
     return error_response(status, error.message, code=error.code, field_errors=error.errors)
 
 

@@ -61,6 +61,15 @@ def _refused(reason: str, message: str, *, forbidden: bool = False) -> Exception
     return Forbidden(message) if forbidden else NotAuthenticated(message)
 
 
+def _not_connected() -> Exception:
+    return _refused(
+        "tenant_not_connected",
+        "this Microsoft 365 tenant is not connected to the CRM: an administrator must connect "
+        "it first",
+        forbidden=True,
+    )
+
+
 @functools.lru_cache(maxsize=32)
 def _unverified(token: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
     """Header and claims, unchecked (only to pick the tenant and key); None when unreadable.
@@ -103,15 +112,13 @@ class EntraAuthenticator:
         header, unverified = self._shape(token)
         kid, tid = header["kid"], unverified["tid"]
         version = _VERSIONS[unverified["ver"]]
-        with container().uow(read_only=True) as uow:
-            connected = identities.organization_for(uow, PrincipalKind.ENTRA, tid) is not None
-        if not connected:
-            raise _refused(
-                "tenant_not_connected",
-                "this Microsoft 365 tenant is not connected to the CRM: an administrator must "
-                "connect it first",
-                forbidden=True,
-            )
+        # Only a connected tenant may make us fetch its keys from Entra. Keys already cached
+        # are a connected tenant's: then sign_in's own lookup is the check (one query less).
+        if not self.keys.has_keys(tid, version):
+            with container().uow(read_only=True) as uow:
+                connected = identities.organization_for(uow, PrincipalKind.ENTRA, tid) is not None
+            if not connected:
+                raise _not_connected()
         claims = self._verified_claims(token, kid, tid, version)
         self._check_delegated(claims)
         email_claims = ("preferred_username",) if version == "2.0" else ("upn", "unique_name")
@@ -126,6 +133,8 @@ class EntraAuthenticator:
         )
         try:
             return identities.sign_in(container().uow, identity)
+        except identities.NotConnected:
+            raise _not_connected() from None  # disconnected since its keys were cached
         except Forbidden:
             log.info("auth.entra.refused reason=user_not_allowed")
             raise

@@ -98,6 +98,13 @@ class EntraSigningKeys:
         infix = "/v2.0" if version == "2.0" else ""
         return f"{self._authority}/{tenant_id}{infix}/.well-known/openid-configuration"
 
+    def has_keys(self, tenant_id: str, version: TokenVersion) -> bool:
+        """True when the tenant's issuer and keys are cached and current: checking a token
+        against them asks Entra nothing (except, rate-limited, for a kid it does not know)."""
+        with self._lock:
+            entry = self._entries.get((tenant_id, version))
+            return entry is not None and self._clock() < entry.refetch_at
+
     def signing_key(self, tenant_id: str, version: TokenVersion, kid: str) -> SigningKey:
         """The issuer of ``tenant_id``'s ``version`` tokens and its published key ``kid``.
 

@@ -59,6 +59,10 @@ class VerifiedIdentity:
     name: str = ""
 
 
+class NotConnected(Forbidden):
+    """The identity's tenant / domain is not connected to any organization."""
+
+
 def _columns(kind: PrincipalKind) -> _Columns:
     try:
         return _COLUMNS[kind]
@@ -72,8 +76,13 @@ def organization_for(uow: UnitOfWork, kind: PrincipalKind, tenant: str) -> int |
     Tenant ids and domains are compared without regard to case (GUIDs are printed both ways).
     """
     column = _columns(kind).tenant
-    key = normalize_domain(tenant) if kind is PrincipalKind.GOOGLE else tenant.strip().lower()
-    return uow.session.scalar(select(Organization.id).where(func.lower(column) == key))
+    return uow.session.scalar(
+        select(Organization.id).where(func.lower(column) == _tenant_key(kind, tenant))
+    )
+
+
+def _tenant_key(kind: PrincipalKind, tenant: str) -> str:
+    return normalize_domain(tenant) if kind is PrincipalKind.GOOGLE else tenant.strip().lower()
 
 
 def sign_in(uow_factory: UowFactory, identity: VerifiedIdentity) -> Principal:
@@ -107,18 +116,20 @@ def _sign_in_once(uow_factory: UowFactory, identity: VerifiedIdentity) -> Princi
 
 
 def _find(uow: UnitOfWork, identity: VerifiedIdentity) -> tuple[int, User | None]:
-    """The identity's organization (Forbidden when none) and its user by provider id."""
+    """The identity's organization (NotConnected when none) and its user by provider id, in
+    one query: every task-pane request asks."""
     columns = _columns(identity.kind)
-    org_id = organization_for(uow, identity.kind, identity.tenant)
-    if org_id is None:
-        raise Forbidden(
+    found = uow.session.execute(
+        select(Organization.id, User)
+        .outerjoin(User, (User.org_id == Organization.id) & (columns.subject == identity.subject))
+        .where(func.lower(columns.tenant) == _tenant_key(identity.kind, identity.tenant))
+    ).first()
+    if found is None:
+        raise NotConnected(
             f"this {columns.provider} is not connected to the CRM: an administrator must "
             "connect it first"
         )
-    user = uow.session.scalar(
-        select(User).where(User.org_id == org_id, columns.subject == identity.subject)
-    )
-    return org_id, user
+    return found[0], found[1]
 
 
 def _principal(org_id: int, user: User, identity: VerifiedIdentity) -> Principal:

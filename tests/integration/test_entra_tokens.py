@@ -35,7 +35,7 @@ import wsgi
 from graph.identity import EntraSigningKeys, EntraUnavailable
 from services import identities, organizations
 from services.auth import PrincipalKind
-from services.tables import Company, User
+from services.tables import Company, Organization, User
 from services.unit_of_work import UnitOfWorkFactory
 from tests.conftest import make_tenant, table_counts, with_settings
 from tests.helpers import assert_error
@@ -237,6 +237,33 @@ def test_deactivated_user_is_refused(
         uow.commit()
     body = assert_error(client.get("/api/v1/me", headers=bearer(token)), 403, "forbidden")
     assert "deactivated" in body["message"]
+
+
+def test_a_tenant_disconnected_after_its_keys_were_cached_is_refused(
+    client: FlaskClient,
+    entra: Entra,
+    contoso: int,
+    uow_factory: UnitOfWorkFactory,
+    traffic: EntraTraffic,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """With the keys cached the separate connection check is skipped; sign-in still refuses."""
+    assert status_of(client, entra.mint_access_token()) == 200
+    with uow_factory() as uow:
+        org = uow.session.get(Organization, contoso)
+        assert org is not None
+        org.ms_tenant_id = None
+        uow.commit()
+    before = table_counts(uow_factory)
+    caplog.set_level(logging.INFO, logger="addin.entra")
+    refused = client.get("/api/v1/me", headers=bearer(entra.mint_access_token()))
+    assert_error(refused, 403, "forbidden")
+    assert "not connected" in refused.get_json()["message"]
+    assert [r.getMessage() for r in caplog.records if r.name == "addin.entra"] == [
+        "auth.entra.refused reason=tenant_not_connected"
+    ]
+    assert table_counts(uow_factory) == before
+    assert traffic.hits == {"metadata_v2": 1, "keys_v2": 1}  # the keys came from the cache
 
 
 def test_api_keys_still_work_and_org_scoping_holds(
