@@ -14,6 +14,7 @@ from this process meanwhile.
 
 from __future__ import annotations
 
+import cProfile
 import datetime as dt
 import gc
 import json
@@ -156,10 +157,17 @@ def _child(config: dict[str, Any]) -> dict[str, Any]:
     sampler.start()
     cpu = time.process_time()
     started_wall, started = time.monotonic(), time.perf_counter()
+    profile_to = os.environ.get("BENCH_PROFILE")  # a path: cProfile the reconciliation into it
+    profiler = cProfile.Profile() if profile_to else None
+    if profiler:
+        profiler.enable()
     report = mailboxes.reconcile_mailbox(
         container.uow, calendar, config["mailbox_id"], policy=settings.sync_policy
     )
     elapsed = time.perf_counter() - started
+    if profiler:
+        profiler.disable()
+        profiler.dump_stats(profile_to)
     cpu = time.process_time() - cpu
     stop.set()
     sampler.join()
