@@ -36,12 +36,13 @@ from dataclasses import dataclass, field, replace
 from typing import Final, TypeGuard
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.schema import ColumnDefault, Table
 
 from services import recurrence
 from services.activities import store_recurrence
-from services.db import utcnow
+from services.db import Base, utcnow
 from services.meetings import Attendee, EventType, MeetingSnapshot, Removed, TagHint
 from services.tables import (
     Activity,
@@ -154,8 +155,9 @@ class _Lookups:
     domains: dict[str, int | None] = field(default_factory=dict)
     own_domains: frozenset[str] | None = None
     # Batch mode (only under `lookups_for`): this mailbox's links and the meetings by iCalUID,
-    # kept up to date as the batch creates them; new single meetings are inserted with the
-    # batch's one flush, so their links wait here for the activity's id.
+    # kept up to date as the batch creates them. New single meetings stay out of the session
+    # (no unit-of-work bookkeeping) and are inserted together, with their links, participants
+    # and contacts, in a few multi-row statements (`_flush_pending`).
     batch: bool = False
     links: dict[tuple[str, str, str], ProviderLink | None] = field(default_factory=dict)
     meetings: dict[str, Activity | None] = field(default_factory=dict)
@@ -248,16 +250,74 @@ def _preload_meetings(uow: UnitOfWork, lookups: _Lookups, uids: set[str]) -> Non
 
 
 def _flush_pending(uow: UnitOfWork, lookups: _Lookups) -> None:
-    """Insert what the batch created so far and attach the links waiting for their activity."""
+    """Insert the meetings the batch created so far, with their links, participants, contacts.
+
+    They were built outside the session; once inserted they are forgotten here, so a later
+    lookup in the batch reads the stored rows like any other.
+    """
     if not lookups.pending_links:
         return
-    uow.flush()
-    for link, activity in lookups.pending_links:
-        link.activity_id = activity.id
-        if link not in uow.session:
-            uow.session.add(link)
-    lookups.pending_links.clear()
-    uow.flush()
+    pending, lookups.pending_links = lookups.pending_links, []
+    activities = list({id(activity): activity for _, activity in pending}.values())
+    session = uow.session
+    activities_table = _table(Activity)
+    ids = session.scalars(
+        insert(activities_table).returning(activities_table.c.id, sort_by_parameter_order=True),
+        _insert_rows(Activity, activities),
+    ).all()
+    activity_ids = {id(a): activity_id for a, activity_id in zip(activities, ids, strict=True)}
+    participants: list[tuple[Participant, int]] = []
+    contact_links: list[tuple[ActivityContact, int]] = []
+    for activity, activity_id in zip(activities, ids, strict=True):
+        participants += [(p, activity_id) for p in activity.participants]
+        contact_links += [(c, activity_id) for c in activity.contact_links]
+        if activity.ical_uid:
+            lookups.meetings.pop(activity.ical_uid, None)
+    links: list[tuple[ProviderLink, int]] = []
+    for link, activity in pending:
+        if link in session:  # a stored link whose activity was gone: it moves to the new one
+            link.activity_id = activity_ids[id(activity)]
+            continue
+        links.append((link, activity_ids[id(activity)]))
+        lookups.links.pop((link.provider, link.mailbox, link.provider_event_id), None)
+    for model, rows in (
+        (Participant, participants),
+        (ActivityContact, contact_links),
+        (ProviderLink, links),
+    ):
+        if rows:
+            values = _insert_rows(model, [row for row, _ in rows])
+            for row_values, (_, activity_id) in zip(values, rows, strict=True):
+                row_values["activity_id"] = activity_id
+            session.execute(insert(_table(model)), values)
+
+
+def _table(model: type[Base]) -> Table:
+    table = model.__table__
+    if not isinstance(table, Table):
+        raise TypeError(f"{model.__name__} is not mapped to one table")
+    return table
+
+
+def _insert_rows(model: type[Base], rows: Sequence[object]) -> list[dict[str, object]]:
+    """Every column of each ORM object built outside the session: its value, else the default.
+
+    The same columns for every row, so each table is one multi-row INSERT.
+    """
+    defaults: dict[str, object] = {}
+    for column in _table(model).columns:
+        if column.primary_key and column.autoincrement is True:
+            continue  # the database's
+        default = column.default
+        if default is None:
+            defaults[column.key] = None
+        elif isinstance(default, ColumnDefault) and default.is_scalar:
+            defaults[column.key] = default.arg
+        elif isinstance(default, ColumnDefault) and default.is_callable:
+            defaults[column.key] = default.arg(None)  # evaluated once for the batch
+        else:
+            raise TypeError(f"{model.__name__}.{column.key}: unsupported default {default!r}")
+    return [{key: row.__dict__.get(key, value) for key, value in defaults.items()} for row in rows]
 
 
 def _user_ids(uow: UnitOfWork, org_id: int, emails: Iterable[str]) -> dict[str, int]:
@@ -446,8 +506,7 @@ def _meeting_for(
     else:
         activity = _new_meeting(copy)
         if lookups.batch and copy.snapshot.event_type is EventType.SINGLE:
-            uow.session.add(activity)  # inserted with the batch, see lookups_for
-            stored = activity
+            stored = activity  # inserted with the batch (_flush_pending), not by the session
         else:
             stored = _insert(uow, activity, lambda: _by_ical_uid(uow, copy.org_id, ical_uid))
         changes.created = stored is activity
@@ -511,9 +570,6 @@ def _new_meeting(copy: _Copy) -> Activity:
         ical_uid=snapshot.ical_uid,
         origin=str(snapshot.provider),
     )
-    activity.recurrence = None
-    activity.participants = []
-    activity.contact_links = []
     return activity
 
 
@@ -1087,13 +1143,14 @@ def _find_link(
     key = (str(provider), mailbox, event_id)
     if key in lookups.links:
         cached = lookups.links[key]
-        if cached is not None and (
-            cached in uow.session.new or any(cached is link for link, _ in lookups.pending_links)
-        ):
-            # Created earlier in this batch: insert it now, as applying it one by one would have.
-            _flush_pending(uow, lookups)
-            uow.flush()
-        return cached
+        if cached is None:
+            return None
+        # Created earlier in this batch: insert it now, as applying it one by one would have.
+        if cached in uow.session:
+            if cached in uow.session.new:
+                uow.flush()
+            return cached
+        _flush_pending(uow, lookups)  # built outside the session: read back as a stored row
     found = uow.session.scalar(
         select(ProviderLink).where(
             ProviderLink.org_id == org_id,
