@@ -33,7 +33,7 @@ import datetime as dt
 import enum
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Final, TypeGuard
+from typing import Final, Protocol, TypeGuard
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import insert, select
@@ -155,13 +155,39 @@ class _Lookups:
     domains: dict[str, int | None] = field(default_factory=dict)
     own_domains: frozenset[str] | None = None
     # Batch mode (only under `lookups_for`): this mailbox's links and the meetings by iCalUID,
-    # kept up to date as the batch creates them. New single meetings stay out of the session
-    # (no unit-of-work bookkeeping) and are inserted together, with their links, participants
-    # and contacts, in a few multi-row statements (`_flush_pending`).
+    # kept up to date as the batch goes. New single meetings are plain rows (no ORM objects,
+    # no unit-of-work bookkeeping) inserted together, with their participants, contacts and
+    # links, in a few multi-row statements (`_flush_pending`); until then `pending_uids` and
+    # `pending_links` name them, and a snapshot that needs one inserts them first.
     batch: bool = False
     links: dict[tuple[str, str, str], ProviderLink | None] = field(default_factory=dict)
     meetings: dict[str, Activity | None] = field(default_factory=dict)
-    pending_links: list[tuple[ProviderLink, Activity]] = field(default_factory=list)
+    pending: list[_NewMeeting] = field(default_factory=list)
+    pending_uids: set[str] = field(default_factory=set)
+    pending_links: set[tuple[str, str, str]] = field(default_factory=set)
+
+
+@dataclass(slots=True)
+class _NewMeeting:
+    """A single meeting a batch creates, as the rows to insert (`_flush_pending`)."""
+
+    activity: dict[str, object]
+    participants: list[_NewParticipant]
+    contact_ids: list[int]
+    link: dict[str, object]
+
+
+@dataclass(slots=True)
+class _NewParticipant:
+    """A participant row to insert; the rules that answer responses work on it as on the ORM's."""
+
+    email: str
+    name: str
+    role: str
+    user_id: int | None
+    contact_id: int | None
+    response: str = Response.NONE
+    responded_at: dt.datetime | None = None
 
 
 @contextlib.contextmanager
@@ -250,46 +276,40 @@ def _preload_meetings(uow: UnitOfWork, lookups: _Lookups, uids: set[str]) -> Non
 
 
 def _flush_pending(uow: UnitOfWork, lookups: _Lookups) -> None:
-    """Insert the meetings the batch created so far, with their links, participants, contacts.
-
-    They were built outside the session; once inserted they are forgotten here, so a later
-    lookup in the batch reads the stored rows like any other.
-    """
-    if not lookups.pending_links:
+    """Insert the new meetings of the batch so far: one multi-row INSERT per table."""
+    if not lookups.pending:
         return
-    pending, lookups.pending_links = lookups.pending_links, []
-    activities = list({id(activity): activity for _, activity in pending}.values())
+    pending, lookups.pending = lookups.pending, []
+    for uid in lookups.pending_uids:
+        lookups.meetings.pop(uid, None)  # stored now: read back when asked for
+    lookups.pending_uids.clear()
+    lookups.pending_links.clear()
     session = uow.session
-    activities_table = _table(Activity)
+    activities = _table(Activity)
     ids = session.scalars(
-        insert(activities_table).returning(activities_table.c.id, sort_by_parameter_order=True),
-        _insert_rows(Activity, activities),
+        insert(activities).returning(activities.c.id, sort_by_parameter_order=True),
+        _with_defaults(Activity, [meeting.activity for meeting in pending]),
     ).all()
-    activity_ids = {id(a): activity_id for a, activity_id in zip(activities, ids, strict=True)}
-    participants: list[tuple[Participant, int]] = []
-    contact_links: list[tuple[ActivityContact, int]] = []
-    for activity, activity_id in zip(activities, ids, strict=True):
-        participants += [(p, activity_id) for p in activity.participants]
-        contact_links += [(c, activity_id) for c in activity.contact_links]
-        if activity.ical_uid:
-            lookups.meetings.pop(activity.ical_uid, None)
-    links: list[tuple[ProviderLink, int]] = []
-    for link, activity in pending:
-        if link in session:  # a stored link whose activity was gone: it moves to the new one
-            link.activity_id = activity_ids[id(activity)]
-            continue
-        links.append((link, activity_ids[id(activity)]))
-        lookups.links.pop((link.provider, link.mailbox, link.provider_event_id), None)
-    for model, rows in (
-        (Participant, participants),
-        (ActivityContact, contact_links),
-        (ProviderLink, links),
-    ):
+    participants: list[dict[str, object]] = []
+    contacts: list[dict[str, object]] = []
+    links: list[dict[str, object]] = []
+    for meeting, activity_id in zip(pending, ids, strict=True):
+        org_id = meeting.activity["org_id"]
+        participants += [
+            {"org_id": org_id, "activity_id": activity_id, "email": p.email, "name": p.name,
+             "role": p.role, "response": p.response, "responded_at": p.responded_at,
+             "user_id": p.user_id, "contact_id": p.contact_id}
+            for p in meeting.participants
+        ]  # fmt: skip
+        contacts += [
+            {"org_id": org_id, "activity_id": activity_id, "contact_id": contact_id}
+            for contact_id in meeting.contact_ids
+        ]
+        links.append({**meeting.link, "activity_id": activity_id})
+    for model, rows in ((Participant, participants), (ActivityContact, contacts)):
         if rows:
-            values = _insert_rows(model, [row for row, _ in rows])
-            for row_values, (_, activity_id) in zip(values, rows, strict=True):
-                row_values["activity_id"] = activity_id
-            session.execute(insert(_table(model)), values)
+            session.execute(insert(_table(model)), _with_defaults(model, rows))
+    session.execute(insert(_table(ProviderLink)), _with_defaults(ProviderLink, links))
 
 
 def _table(model: type[Base]) -> Table:
@@ -299,14 +319,15 @@ def _table(model: type[Base]) -> Table:
     return table
 
 
-def _insert_rows(model: type[Base], rows: Sequence[object]) -> list[dict[str, object]]:
-    """Every column of each ORM object built outside the session: its value, else the default.
+def _with_defaults(model: type[Base], rows: Sequence[dict[str, object]]) -> list[dict[str, object]]:
+    """Each row with every column of `model`: its value, else the column's default.
 
-    The same columns for every row, so each table is one multi-row INSERT.
+    The same columns for every row, so that a table's rows are one multi-row INSERT.
     """
+    table = _table(model)
     defaults: dict[str, object] = {}
-    for column in _table(model).columns:
-        if column.primary_key and column.autoincrement is True:
+    for column in table.columns:
+        if column is table.autoincrement_column:
             continue  # the database's
         default = column.default
         if default is None:
@@ -317,7 +338,7 @@ def _insert_rows(model: type[Base], rows: Sequence[object]) -> list[dict[str, ob
             defaults[column.key] = default.arg(None)  # evaluated once for the batch
         else:
             raise TypeError(f"{model.__name__}.{column.key}: unsupported default {default!r}")
-    return [{key: row.__dict__.get(key, value) for key, value in defaults.items()} for row in rows]
+    return [{**defaults, **row} for row in rows]
 
 
 def _user_ids(uow: UnitOfWork, org_id: int, emails: Iterable[str]) -> dict[str, int]:
@@ -466,6 +487,8 @@ def _apply_meeting(uow: UnitOfWork, copy: _Copy, link: ProviderLink | None) -> S
     snapshot = copy.snapshot
     changes = _Changes()
     activity = _meeting_for(uow, copy, link, changes)
+    if activity is None:
+        return _new_in_batch(uow, copy)
     _record_link(uow, copy, link, activity)
     _fill_owner(uow, activity, copy, changes)
     if _is_authoritative(uow, copy, [activity]):
@@ -486,14 +509,20 @@ def _apply_meeting(uow: UnitOfWork, copy: _Copy, link: ProviderLink | None) -> S
 
 def _meeting_for(
     uow: UnitOfWork, copy: _Copy, link: ProviderLink | None, changes: _Changes
-) -> Activity:
-    """The one activity of this meeting: linked, same iCalUID, adopted, or new."""
+) -> Activity | None:
+    """The one activity of this meeting: linked, same iCalUID, adopted, or new.
+
+    None for a new single meeting in a batch (`lookups_for`) when no stored link names it:
+    the batch inserts it as plain rows (`_new_in_batch`).
+    """
     if link is not None:
         linked = uow.session.get(Activity, link.activity_id)
         if linked is not None:
             return linked
     lookups = _lookups(uow, copy.org_id)
     ical_uid = copy.snapshot.ical_uid
+    if ical_uid in lookups.pending_uids:
+        _flush_pending(uow, lookups)  # another copy of a meeting new in this batch
     if ical_uid in lookups.meetings:
         found = lookups.meetings[ical_uid]
     else:
@@ -503,12 +532,11 @@ def _meeting_for(
     adoptable = _adoptable(uow, copy.org_id, copy.snapshot.tag_hint)
     if adoptable is not None:
         stored = _adopt(uow, copy, adoptable)
+    elif lookups.batch and copy.snapshot.event_type is EventType.SINGLE and link is None:
+        return None
     else:
-        activity = _new_meeting(copy)
-        if lookups.batch and copy.snapshot.event_type is EventType.SINGLE:
-            stored = activity  # inserted with the batch (_flush_pending), not by the session
-        else:
-            stored = _insert(uow, activity, lambda: _by_ical_uid(uow, copy.org_id, ical_uid))
+        activity = Activity(**_new_meeting_fields(copy))
+        stored = _insert(uow, activity, lambda: _by_ical_uid(uow, copy.org_id, ical_uid))
         changes.created = stored is activity
     if lookups.batch and ical_uid:
         lookups.meetings[ical_uid] = stored
@@ -558,19 +586,48 @@ def _adopt(uow: UnitOfWork, copy: _Copy, activity: Activity) -> Activity:
     return activity
 
 
-def _new_meeting(copy: _Copy) -> Activity:
+def _new_meeting_fields(copy: _Copy) -> dict[str, object]:
     snapshot = copy.snapshot
-    activity = Activity(
-        org_id=copy.org_id,
-        kind=_hint_kind(snapshot.tag_hint) or ActivityKind.MEETING,
-        status=ActivityStatus.PLANNED,
-        start_at=snapshot.start.astimezone(dt.UTC),
-        end_at=snapshot.end.astimezone(dt.UTC),
-        time_zone=_zone(snapshot.time_zone),
-        ical_uid=snapshot.ical_uid,
-        origin=str(snapshot.provider),
-    )
-    return activity
+    return {
+        "org_id": copy.org_id,
+        "kind": _hint_kind(snapshot.tag_hint) or ActivityKind.MEETING,
+        "status": ActivityStatus.PLANNED,
+        "start_at": snapshot.start.astimezone(dt.UTC),
+        "end_at": snapshot.end.astimezone(dt.UTC),
+        "time_zone": _zone(snapshot.time_zone),
+        "ical_uid": snapshot.ical_uid,
+        "origin": str(snapshot.provider),
+    }
+
+
+def _new_in_batch(uow: UnitOfWork, copy: _Copy) -> SyncOutcome:
+    """A new single meeting in a batch, as rows for `_flush_pending`: the rules of
+    `_apply_meeting` for an activity that has nothing yet, whose copy is authoritative."""
+    snapshot = copy.snapshot
+    lookups = _lookups(uow, copy.org_id)
+    participants = _new_participants(uow, copy)
+    company_id, kind = _tag_company(uow, copy, participants)
+    activity = _new_meeting_fields(copy) | _details(snapshot)
+    activity["owner_id"] = _owner(uow, copy)
+    activity["company_id"] = company_id
+    if kind is not None:
+        activity["kind"] = kind
+    if snapshot.cancelled:
+        activity["status"] = ActivityStatus.CANCELLED
+    contact_ids = _tag_contacts(uow, copy, participants, company_id, with_hint=True)
+    link = {
+        "org_id": copy.org_id,
+        "provider": str(snapshot.provider),
+        "mailbox": copy.mailbox,
+        "provider_event_id": snapshot.provider_event_id,
+    } | _link_fields(copy)
+    lookups.pending.append(_NewMeeting(activity, participants, contact_ids, link))
+    lookups.pending_uids.add(snapshot.ical_uid)
+    key = (str(snapshot.provider), copy.mailbox, snapshot.provider_event_id)
+    lookups.pending_links.add(key)
+    lookups.links.pop(key, None)
+    action = SyncAction.CANCELLED if snapshot.cancelled else SyncAction.CREATED
+    return SyncOutcome(None, action)
 
 
 def _insert(uow: UnitOfWork, row: Activity, refind: Callable[[], Activity | None]) -> Activity:
@@ -797,22 +854,23 @@ def _cancel_occurrences(
 
 
 def _apply_details(activity: Activity, snapshot: MeetingSnapshot, changes: _Changes) -> None:
-    _assign(
-        activity,
-        {
-            "subject": snapshot.subject[:_SUBJECT_MAX],
-            "description": snapshot.body,
-            "location": snapshot.location[:_LOCATION_MAX],
-            "start_at": snapshot.start.astimezone(dt.UTC),
-            "end_at": snapshot.end.astimezone(dt.UTC),
-            "time_zone": _zone(snapshot.time_zone),
-            "all_day": snapshot.all_day,
-            "visibility": Visibility.PRIVATE if snapshot.private else Visibility.NORMAL,
-            "show_as": snapshot.show_as,
-            "reminder_minutes": snapshot.reminder_minutes,
-        },
-        changes,
-    )
+    _assign(activity, _details(snapshot), changes)
+
+
+def _details(snapshot: MeetingSnapshot) -> dict[str, object]:
+    """The activity's fields the organizer's copy decides, besides people and the rule."""
+    return {
+        "subject": snapshot.subject[:_SUBJECT_MAX],
+        "description": snapshot.body,
+        "location": snapshot.location[:_LOCATION_MAX],
+        "start_at": snapshot.start.astimezone(dt.UTC),
+        "end_at": snapshot.end.astimezone(dt.UTC),
+        "time_zone": _zone(snapshot.time_zone),
+        "all_day": snapshot.all_day,
+        "visibility": Visibility.PRIVATE if snapshot.private else Visibility.NORMAL,
+        "show_as": snapshot.show_as,
+        "reminder_minutes": snapshot.reminder_minutes,
+    }
 
 
 def _assign(target: object, values: Mapping[str, object], changes: _Changes) -> None:
@@ -846,11 +904,15 @@ def _fill_owner(uow: UnitOfWork, activity: Activity, copy: _Copy, changes: _Chan
     """The organizer if a CRM user, else the user whose mailbox reported it first."""
     if activity.owner_id is not None:
         return
-    users = _user_ids(uow, copy.org_id, [e for e in (copy.organizer, copy.mailbox) if e])
-    user_id = users.get(copy.organizer) or users.get(copy.mailbox)
+    user_id = _owner(uow, copy)
     if user_id is not None:
         activity.owner_id = user_id
         changes.changed = True
+
+
+def _owner(uow: UnitOfWork, copy: _Copy) -> int | None:
+    users = _user_ids(uow, copy.org_id, [e for e in (copy.organizer, copy.mailbox) if e])
+    return users.get(copy.organizer) or users.get(copy.mailbox)
 
 
 # --------------------------------------------------------------------------- people
@@ -962,6 +1024,22 @@ def _apply_participants(
         changes.changed = True
 
 
+def _new_participants(uow: UnitOfWork, copy: _Copy) -> list[_NewParticipant]:
+    """`_apply_participants` for a meeting that has none yet."""
+    people = _people(copy)
+    users = _user_ids(uow, copy.org_id, people)
+    contacts = _contact_ids(uow, copy.org_id, people)
+    result: list[_NewParticipant] = []
+    for email, attendee in people.items():
+        participant = _NewParticipant(
+            email, attendee.name[:_NAME_MAX], attendee.role, users.get(email), contacts.get(email)
+        )
+        own = email == copy.mailbox
+        _merge_response(participant, attendee, own=own, now=copy.now, changes=_Changes())
+        result.append(participant)
+    return result
+
+
 def _apply_own_response(activity: Activity, copy: _Copy, changes: _Changes) -> None:
     """An attendee's copy next to the organizer's: only that attendee's own answer counts.
 
@@ -974,8 +1052,24 @@ def _apply_own_response(activity: Activity, copy: _Copy, changes: _Changes) -> N
         _merge_response(participant, attendee, own=True, now=copy.now, changes=changes)
 
 
+class _Answer(Protocol):
+    response: str
+    responded_at: dt.datetime | None
+
+
+class _Person(Protocol):
+    @property
+    def email(self) -> str: ...
+    @property
+    def role(self) -> str: ...
+    @property
+    def user_id(self) -> int | None: ...
+    @property
+    def contact_id(self) -> int | None: ...
+
+
 def _merge_response(
-    participant: Participant, attendee: Attendee, *, own: bool, now: dt.datetime, changes: _Changes
+    participant: _Answer, attendee: Attendee, *, own: bool, now: dt.datetime, changes: _Changes
 ) -> None:
     """Take the copy's answer unless the stored one is newer: answers never go back in time.
 
@@ -1017,24 +1111,47 @@ def _decline(activity: Activity, mailbox: str, now: dt.datetime, changes: _Chang
 
 def _fill_tag(uow: UnitOfWork, activity: Activity, copy: _Copy, changes: _Changes) -> bool:
     """Fill an empty tag from the hint or a certain match; return whether a company was set."""
-    hint = copy.snapshot.tag_hint
     company_id: int | None = None
     if activity.company_id is None:
-        from_hint = _hint_company(uow, copy.org_id, hint)
-        company_id = from_hint or _certain_company(uow, activity, copy)
+        company_id, kind = _tag_company(uow, copy, activity.participants)
         if company_id is not None:
             activity.company_id = company_id
             changes.changed = True
-        kind = _hint_kind(hint)
-        if from_hint is not None and kind is not None and activity.kind != kind:
+        if kind is not None and activity.kind != kind:
             activity.kind = kind  # the kind is part of the tag the user chose
-    wanted: list[int] = []
-    if hint is not None and not activity.contact_links:
-        wanted += _hint_contacts(uow, copy.org_id, hint)
-    if company_id is not None:
-        wanted += _attendee_contacts_of(uow, activity, company_id)
+    with_hint = not activity.contact_links
+    wanted = _tag_contacts(uow, copy, activity.participants, company_id, with_hint=with_hint)
     _add_contacts(activity, wanted, changes)
     return company_id is not None
+
+
+def _tag_company(
+    uow: UnitOfWork, copy: _Copy, participants: Sequence[_Person]
+) -> tuple[int | None, ActivityKind | None]:
+    """For an untagged meeting: the hint's company and kind, else a certain match (no kind)."""
+    hint = copy.snapshot.tag_hint
+    from_hint = _hint_company(uow, copy.org_id, hint)
+    if from_hint is not None:
+        return from_hint, _hint_kind(hint)
+    return _certain_company(uow, copy, participants), None
+
+
+def _tag_contacts(
+    uow: UnitOfWork,
+    copy: _Copy,
+    participants: Sequence[_Person],
+    company_id: int | None,
+    *,
+    with_hint: bool,
+) -> list[int]:
+    """Contacts to tag: the hint's (`with_hint`), and the attendees of a company just set."""
+    hint = copy.snapshot.tag_hint
+    wanted: list[int] = []
+    if hint is not None and with_hint:
+        wanted += _hint_contacts(uow, copy.org_id, hint)
+    if company_id is not None:
+        wanted += _attendee_contacts_of(uow, copy.org_id, participants, company_id)
+    return list(dict.fromkeys(wanted))
 
 
 def _hint_company(uow: UnitOfWork, org_id: int, hint: TagHint | None) -> int | None:
@@ -1060,11 +1177,13 @@ def _hint_kind(hint: TagHint | None) -> ActivityKind | None:
     return ActivityKind(kind) if kind in _MEETING_KINDS else None
 
 
-def _attendee_contacts_of(uow: UnitOfWork, activity: Activity, company_id: int) -> list[int]:
-    ids = [p.contact_id for p in activity.participants if p.contact_id is not None]
+def _attendee_contacts_of(
+    uow: UnitOfWork, org_id: int, participants: Sequence[_Person], company_id: int
+) -> list[int]:
+    ids = [p.contact_id for p in participants if p.contact_id is not None]
     if not ids:
         return []
-    companies = _contact_companies(uow, activity.org_id, ids)
+    companies = _contact_companies(uow, org_id, ids)
     of_company = {i for i in ids if i in companies and companies[i] == company_id}
     return [i for i in ids if i in of_company]
 
@@ -1079,7 +1198,7 @@ def _add_contacts(activity: Activity, contact_ids: Iterable[int], changes: _Chan
             changes.changed = True
 
 
-def _certain_company(uow: UnitOfWork, activity: Activity, copy: _Copy) -> int | None:
+def _certain_company(uow: UnitOfWork, copy: _Copy, participants: Sequence[_Person]) -> int | None:
     """The one company an externally organized meeting is with, when nothing points elsewhere.
 
     Every external attendee that is a known contact belongs to it, and every other external
@@ -1099,7 +1218,7 @@ def _certain_company(uow: UnitOfWork, activity: Activity, copy: _Copy) -> int | 
         return None
     external = [
         p
-        for p in activity.participants
+        for p in participants
         if not internal(p.email, p.user_id) and p.role != ParticipantRole.RESOURCE
     ]
     contact_ids = [p.contact_id for p in external if p.contact_id is not None]
@@ -1127,8 +1246,6 @@ def _copy_tag(master: Activity, row: Activity, changes: _Changes) -> None:
 
 
 def _share_tag_with_exceptions(uow: UnitOfWork, master: Activity, changes: _Changes) -> None:
-    if _unsaved(master):  # not inserted yet (lookups_for): no exception rows either
-        return
     for row in _exception_rows(uow, master.id):
         _copy_tag(master, row, changes)
 
@@ -1141,16 +1258,13 @@ def _find_link(
 ) -> ProviderLink | None:
     lookups = _lookups(uow, org_id)
     key = (str(provider), mailbox, event_id)
-    if key in lookups.links:
+    if key in lookups.pending_links:
+        _flush_pending(uow, lookups)  # a meeting new in this batch: stored now, then read back
+    elif key in lookups.links:
         cached = lookups.links[key]
-        if cached is None:
-            return None
-        # Created earlier in this batch: insert it now, as applying it one by one would have.
-        if cached in uow.session:
-            if cached in uow.session.new:
-                uow.flush()
-            return cached
-        _flush_pending(uow, lookups)  # built outside the session: read back as a stored row
+        if cached is not None and cached in uow.session.new:
+            uow.flush()  # created earlier in this batch: stored now, as one by one would have
+        return cached
     found = uow.session.scalar(
         select(ProviderLink).where(
             ProviderLink.org_id == org_id,
@@ -1184,19 +1298,24 @@ def _record_link(
             mailbox=copy.mailbox,
             provider_event_id=snapshot.provider_event_id,
         )
-        if not _unsaved(activity):
-            uow.session.add(link)
+        uow.session.add(link)
         if lookups.batch:
             lookups.links[(link.provider, link.mailbox, link.provider_event_id)] = link
-    if _unsaved(activity):  # inserted with the batch (lookups_for): the id comes then
-        lookups.pending_links.append((link, activity))
-    else:
-        link.activity_id = activity.id
-    link.ical_uid = snapshot.ical_uid or None
-    link.series_master_id = snapshot.series_provider_id
-    link.change_key = (snapshot.change_key or "")[:_CHANGE_KEY_MAX] or None
-    link.last_synced_at = copy.now
+    link.activity_id = activity.id
+    for name, value in _link_fields(copy).items():
+        setattr(link, name, value)
     return link
+
+
+def _link_fields(copy: _Copy) -> dict[str, object]:
+    """What a link records of the copy it was last synced from."""
+    snapshot = copy.snapshot
+    return {
+        "ical_uid": snapshot.ical_uid or None,
+        "series_master_id": snapshot.series_provider_id,
+        "change_key": (snapshot.change_key or "")[:_CHANGE_KEY_MAX] or None,
+        "last_synced_at": copy.now,
+    }
 
 
 # --------------------------------------------------------------------------- helpers
@@ -1270,12 +1389,6 @@ def _zone(name: str) -> str:
     except (ZoneInfoNotFoundError, ValueError, OSError):
         return "UTC"
     return name
-
-
-def _unsaved(row: Activity) -> bool:
-    """Added but not inserted yet (lookups_for defers the insert): no id so far."""
-    row_id: int | None = row.id
-    return row_id is None
 
 
 def _usable_email(email: str) -> bool:

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import delete, select
 
 from services import sync
-from services.meetings import Attendee, MeetingSnapshot, Removed
+from services.meetings import Attendee, MeetingSnapshot, Removed, TagHint
 from services.sync import SyncAction
 from services.tables import Activity, Contact, ParticipantRole, ProviderLink, Response
 from services.unit_of_work import UnitOfWorkFactory
@@ -37,9 +37,11 @@ Change = MeetingSnapshot | Removed
 world = sync_world  # the Northwind fixture of the sync rules' tests
 
 
-def changes() -> list[Change]:
+def changes(world: World) -> list[Change]:
     """A mailbox round's worth of everything: new, repeated, changed, removed, series parts."""
     week = dt.timedelta(days=7)
+    hint = TagHint(company_id=world.initech_id, contact_ids=(world.bob_id,), kind="call")
+    organizer = Attendee(LINDA, "Linda", ParticipantRole.ORGANIZER, Response.ORGANIZER)
     return [
         linda_copy(),
         linda_copy(provider_event_id="linda-2", ical_uid="uid-2", subject="Second"),
@@ -69,6 +71,16 @@ def changes() -> list[Change]:
             ),
         ),
         linda_copy(provider_event_id="bad", ical_uid=""),  # ignored: no iCalUID
+        # New meetings: tagged by the add-in; cancelled; an attendee's copy (an untimed answer
+        # of her own counts as given now) before the organizer's in the same batch.
+        linda_copy(provider_event_id="linda-5", ical_uid="uid-5", tag_hint=hint),
+        linda_copy(provider_event_id="linda-6", ical_uid="uid-6", cancelled=True),
+        julie_copy(
+            provider_event_id="julie-7",
+            ical_uid="uid-7",
+            attendees=(organizer, Attendee(JULIE, "Julie", response=Response.TENTATIVE)),
+        ),
+        linda_copy(provider_event_id="linda-7", ical_uid="uid-7", subject="Seven"),
     ]
 
 
@@ -139,7 +151,7 @@ def clear(uow_factory: UnitOfWorkFactory, org_id: int) -> None:
 
 
 def test_a_batch_does_what_one_at_a_time_does(uow_factory: UnitOfWorkFactory, world: World) -> None:
-    items = changes()
+    items = changes(world)
     one_by_one = apply_all(uow_factory, world.org_id, items, batched=False)
     expected = state(uow_factory, world.org_id)
     clear(uow_factory, world.org_id)
@@ -158,7 +170,7 @@ def test_a_batch_does_what_one_at_a_time_does(uow_factory: UnitOfWorkFactory, wo
 
 
 def test_a_batch_split_in_chunks_matches_too(uow_factory: UnitOfWorkFactory, world: World) -> None:
-    items = changes()
+    items = changes(world)
     apply_all(uow_factory, world.org_id, items, batched=False)
     expected = state(uow_factory, world.org_id)
     clear(uow_factory, world.org_id)
