@@ -11,13 +11,16 @@ then applied and committed, so a slow provider never holds SQLite's write lock.
 
 from __future__ import annotations
 
+import contextvars
 import datetime as dt
 import itertools
 import logging
+import queue
 import secrets
+import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Final, TypeVar, cast
 
 from sqlalchemy import delete, exists, func, or_, select, true, update
 
@@ -1068,11 +1071,13 @@ def _apply_all(
 ) -> list[str]:
     """Apply changes chunk by chunk; returns the ids of single events created without a tag hint.
 
-    A chunk is fetched (network) before its transaction opens. If a chunk fails to apply, its
-    changes are applied one by one so one bad event cannot hold back the rest.
+    A chunk is fetched (network) before its transaction opens, and the next one is fetched
+    while it is applied (`_read_ahead`). If a chunk fails to apply, its changes are applied
+    one by one so one bad event cannot hold back the rest.
     """
     created: list[str] = []
-    while chunk := list(itertools.islice(changes, chunk_size)):
+    chunks = iter(lambda: list(itertools.islice(changes, chunk_size)), [])
+    for chunk in _read_ahead(chunks):
         counts = (report.applied, report.removed, report.ignored, len(created))
         try:
             with uow_factory() as uow:
@@ -1106,6 +1111,56 @@ def _apply_all(
                         ref=ref,
                     )
     return created
+
+
+_T = TypeVar("_T")
+_END: Final = object()
+
+
+@dataclass(frozen=True, slots=True)
+class _Failed:
+    error: BaseException
+
+
+def _read_ahead(items: Iterator[_T]) -> Iterator[_T]:
+    """`items`, with the next one read in a thread while the caller works on this one.
+
+    For provider pages: the next page's network round trip overlaps the database work on
+    this one. One item ahead at most; an error reading the items is raised to the caller in
+    their place. Closing the generator early stops the reading after the item under way.
+    """
+    ready: queue.Queue[object] = queue.Queue(maxsize=1)
+    stop = threading.Event()
+
+    def hand_over(item: object) -> bool:
+        while not stop.is_set():
+            try:
+                ready.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def read() -> None:
+        try:
+            for item in items:
+                if not hand_over(item):
+                    return
+            hand_over(_END)
+        except BaseException as error:  # noqa: BLE001 - raised again in the caller's thread
+            hand_over(_Failed(error))
+
+    context = contextvars.copy_context()  # the job's log context goes along
+    reader = threading.Thread(target=context.run, args=(read,), name="sync-read-ahead")
+    reader.start()
+    try:
+        while (item := ready.get()) is not _END:
+            if isinstance(item, _Failed):
+                raise item.error
+            yield cast(_T, item)
+    finally:
+        stop.set()
+        reader.join()
 
 
 def _apply_one(
