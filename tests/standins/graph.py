@@ -397,7 +397,9 @@ class _DeltaToken:
 
 @dataclass
 class _SkipToken:
-    remaining: list[dict[str, Any]]
+    # The round's items from `offset` on: an instance is rendered when its page is served.
+    items: list[_Instance | dict[str, Any]]
+    offset: int
     next_state: _DeltaToken
     expired: bool = False
 
@@ -1204,7 +1206,7 @@ class Graph:
                 fields["lastModifiedDateTime"] = instance.override["lastModifiedDateTime"]
                 extra = instance.override["changeKey"]
             fields["changeKey"] = _derived_key(ev.fields["changeKey"], instance.key, extra)
-            event_id = f"{ev.id}_{instance.key.replace('-', '')}"
+            event_id = _occurrence_id(ev.id, instance.key)
         content = fields.get("body", {}).get("content", "")
         out: dict[str, Any] = {}
         if odata_type:
@@ -1999,26 +2001,37 @@ class Graph:
                 state = self._skip_tokens.get(skip)
                 if state is None or state.expired:
                     raise _sync_state_not_found()
-                items, next_state = state.remaining, state.next_state
+                items, offset, next_state = state.items, state.offset, state.next_state
             elif delta is not None:
                 previous = self._delta_tokens.get(delta)
                 if previous is None or previous.expired or previous.user_id != owner.id:
                     raise _sync_state_not_found()
                 items, next_state = self._changes_since(previous)
+                offset = 0
             else:
                 low, high = self._window(ctx)
                 zone_name = ctx.prefer.get("outlook.timezone", "UTC")
                 start_state = _DeltaToken(owner.id, user, low, high, zone_name, {}, 0)
                 items, next_state = self._changes_since(start_state)
-            page, rest = items[:page_size], items[page_size:]
+                offset = 0
+            end = offset + page_size
+            page = [
+                self._render(
+                    item, time_zone=next_state.time_zone, select=None, expand_ext=None,
+                    odata_type=True,
+                )
+                if isinstance(item, _Instance)
+                else item
+                for item in items[offset:end]
+            ]  # fmt: skip
             body: dict[str, Any] = {
                 "@odata.context": f"{ctx.root}/$metadata#Collection(event)",
                 "value": page,
             }
             link = f"{ctx.root}/users/{next_state.user_segment}/calendarView/delta"
-            if rest:
+            if end < len(items):
                 token = secrets.token_urlsafe(24)
-                self._skip_tokens[token] = _SkipToken(rest, next_state)
+                self._skip_tokens[token] = _SkipToken(items, end, next_state)
                 body["@odata.nextLink"] = f"{link}?$skiptoken={token}"
             else:
                 token = secrets.token_urlsafe(24)
@@ -2031,21 +2044,22 @@ class Graph:
         )
         return _ok(body, headers)
 
-    def _changes_since(self, previous: _DeltaToken) -> tuple[list[dict[str, Any]], _DeltaToken]:
-        """The items a delta round returns after ``previous``, and the state it ends in."""
-        current = {
-            item["id"]: item
-            for item in (
-                self._render(
-                    i, time_zone=previous.time_zone, select=None, expand_ext=None, odata_type=True
-                )
-                for i in self._view(previous.user_id, previous.start, previous.end)
-            )
-        }
-        changed = [
-            item
-            for item_id, item in current.items()
-            if previous.snapshot.get(item_id) != item["changeKey"]
+    def _changes_since(
+        self, previous: _DeltaToken
+    ) -> tuple[list[_Instance | dict[str, Any]], _DeltaToken]:
+        """The items a delta round returns after ``previous``, and the state it ends in.
+
+        Changed instances are rendered as their page is served (a large mailbox's first page
+        does not wait for every event to be rendered); removals are ready-made items.
+        """
+        current: dict[str, tuple[_Instance, str]] = {}
+        for instance in self._view(previous.user_id, previous.start, previous.end):
+            event_id, change_key = _identity(instance)
+            current[event_id] = (instance, change_key)
+        changed: list[_Instance | dict[str, Any]] = [
+            instance
+            for item_id, (instance, change_key) in current.items()
+            if previous.snapshot.get(item_id) != change_key
         ]
         removed = [item_id for item_id in previous.snapshot if item_id not in current]
         if self.report_out_of_window_changes and previous.seq:
@@ -2081,7 +2095,7 @@ class Graph:
             previous.start,
             previous.end,
             previous.time_zone,
-            {item_id: item["changeKey"] for item_id, item in current.items()},
+            {item_id: change_key for item_id, (_, change_key) in current.items()},
             self._seq,
         )
         return items, next_state
@@ -2544,6 +2558,21 @@ def _int_arg(value: str | None, *, default: int, low: int, high: int) -> int:
             400, "BadRequest", f"The value {number} must be between {low} and {high}."
         )
     return number
+
+
+def _occurrence_id(event_id: str, key: str) -> str:
+    return f"{event_id}_{key.replace('-', '')}"
+
+
+def _identity(instance: _Instance) -> tuple[str, str]:
+    """(id, changeKey) of an instance as `_render` gives them, without rendering it."""
+    ev = instance.event
+    if instance.key is None:
+        return ev.id, ev.fields["changeKey"]
+    extra = instance.override["changeKey"] if instance.override is not None else ""
+    return _occurrence_id(ev.id, instance.key), _derived_key(
+        ev.fields["changeKey"], instance.key, extra
+    )
 
 
 def _skiptoken(offset: int) -> str:
