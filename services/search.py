@@ -31,13 +31,18 @@ what they found by id. Sorting is by code point on both backends (SQLite BINARY,
 
 PostgreSQL sends tier 1 in one statement with the next step, which a one-time filter runs only
 when tier 1 came up short: tier 3 for one word (one statement in all), the driving-word counts
-for several (then the streams of tiers 2 and 3, after asking the planner how frequent the words
-are when every word of a tier has more rows than are counted).
+for several (then, after asking the planner how frequent the words are when every word of a
+tier has more rows than are counted, the streams of tiers 2 and 3 in one statement, tier 3's
+again only run when tier 2 came up short).
 """
 
 from __future__ import annotations
 
+import bisect
+import itertools
+import time
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import bindparam, text
@@ -53,8 +58,10 @@ MAX_LIMIT = 100
 _RANGE_SCAN = 2000
 
 # PostgreSQL drives a multi-word match by the word with the fewest rows, counted up to this;
-# when every word of a tier has more, by the planner's estimates of their rows.
+# when every word of a tier has more, by the planner's estimates of their rows and the number
+# of distinct words starting with each, each word weighing as much as this many rows.
 _PG_COUNT_CAP = 1000
+_PG_WORD_COST_ROWS = 300
 
 # SQLite rowid layout of company_search; must match migration 0002.
 _SQLITE_KEY_SHIFT = 40
@@ -253,7 +260,7 @@ def _search_postgres(session: Session, org_id: int, words: Sequence[str], limit:
     tier1 = _pg_starting_with(" ".join(words), values)
     if len(words) == 1:
         tier3 = _pg_word_stream(3, words[0], words, 0, False, values)
-        rows = session.execute(text(_pg_after_tier1(tier1, tier3)), values)
+        rows = session.execute(text(_pg_then_if_short(tier1, tier3)), values)
         return _pg_merge(rows, limit)
 
     # Each tier reads the word rows of its rarest query word ("^" marks a first word). Their
@@ -261,7 +268,7 @@ def _search_postgres(session: Session, org_id: int, words: Sequence[str], limit:
     # prepares, is the same for queries of as many words).
     keys = {2: ["^" + words[0], *words[1:]], 3: list(words)}
     counted = list(dict.fromkeys([*keys[2], *keys[3]]))
-    first = _pg_after_tier1(tier1, _pg_counts(counted, _PG_COUNT_CAP, values))
+    first = _pg_then_if_short(tier1, _pg_counts(counted, _PG_COUNT_CAP, values))
     by_tier: dict[int, list[Any]] = {}
     for row in session.execute(text(first), values):
         by_tier.setdefault(row.tier, []).append(row)
@@ -273,27 +280,37 @@ def _search_postgres(session: Session, org_id: int, words: Sequence[str], limit:
     crowded = sorted(
         {k for ks in keys.values() if min(counts[k] for k in ks) >= _PG_COUNT_CAP for k in ks}
     )
+    cost = {key: float(n) for key, n in counts.items()}
     if crowded:
         estimates = _pg_estimates(session, org_id, crowded)
         counts.update({k: max(n, _PG_COUNT_CAP) for k, n in estimates.items()})
+        stats = _pg_word_stats(session)
+        cost = {key: _pg_stream_cost(stats, key, n) for key, n in counts.items()}
 
-    values = {"org": org_id, "need": limit}
-    parts = []
+    values = {"org": org_id, "need": limit, "found": found, "short": limit - len(found)}
+    streams = []
     for tier, anchored in ((2, True), (3, False)):
-        driver = min(range(len(words)), key=lambda i: (counts[keys[tier][i]], -len(words[i])))
-        parts.append(_pg_word_stream(tier, keys[tier][driver], words, driver, anchored, values))
-    return _pg_merge(session.execute(text(" UNION ALL ".join(parts)), values), limit, found)
+        driver = min(range(len(words)), key=lambda i: (cost[keys[tier][i]], -len(words[i])))
+        streams.append(_pg_word_stream(tier, keys[tier][driver], words, driver, anchored, values))
+    tiers23 = _pg_then_if_short(*streams, beyond_found=True)
+    return _pg_merge(session.execute(text(tiers23), values), limit, found)
 
 
-def _pg_after_tier1(tier1: str, then: str) -> str:
-    """SQL for tier 1's rows followed by those of `then`, which PostgreSQL only runs (a
-    one-time filter) when tier 1 found fewer than :need."""
+def _pg_then_if_short(first: str, then: str, *, beyond_found: bool = False) -> str:
+    """SQL for the rows of `first` followed by those of `then`, which PostgreSQL only runs (a
+    one-time filter) when `first` came up short: fewer than :need rows or, `beyond_found`,
+    fewer than :short rows whose ids are not among :found (the tiers before)."""
+    if beyond_found:
+        new_rows = "(SELECT count(*) FROM first_rows WHERE id <> ALL(CAST(:found AS bigint[])))"
+        short = f"{new_rows} < :short"
+    else:
+        short = "(SELECT count(*) FROM first_rows) < :need"
     return f"""
-        WITH t1 AS MATERIALIZED ({tier1})
-        SELECT tier, id, sort_name, n FROM t1
+        WITH first_rows AS MATERIALIZED ({first})
+        SELECT tier, id, sort_name, n FROM first_rows
         UNION ALL
         SELECT tier, id, sort_name, n FROM ({then}) AS next_step
-        WHERE (SELECT count(*) FROM t1) < :need
+        WHERE {short}
         """  # noqa: S608 - only our SQL fragments are spliced; values are bound
 
 
@@ -391,6 +408,68 @@ def _pg_estimates(session: Session, org_id: int, keys: Sequence[str]) -> dict[st
     if len(nodes) != len(keys):
         return {}
     return {key: int(node["Plan Rows"]) for key, node in zip(keys, nodes, strict=True)}
+
+
+@dataclass(frozen=True, slots=True)
+class _WordStats:
+    """What PostgreSQL's statistics say of company_search_words.word, all organizations."""
+
+    common: list[str]  # the most common words, sorted
+    rows_before: list[float]  # rows of common[:i]
+    rows_per_other_word: float  # rows of a word not among them, on average
+    read_at: float
+
+    def words_starting_with(self, key: str, rows: int) -> float:
+        """About how many distinct words start with `key`, given its row count."""
+        low = bisect.bisect_left(self.common, key)
+        high = bisect.bisect_left(self.common, _prefix_end(key))
+        common_rows = self.rows_before[high] - self.rows_before[low]
+        return (high - low) + max(0.0, rows - common_rows) / self.rows_per_other_word
+
+
+_word_stats: dict[str, _WordStats | None] = {}
+
+
+def _pg_word_stats(session: Session) -> _WordStats | None:
+    """The column statistics of company_search_words.word (read again after 10 minutes); None
+    before the table was first analyzed."""
+    database = session.get_bind().engine.url.render_as_string(hide_password=True)
+    known = _word_stats.get(database)
+    if database in _word_stats and (known is None or time.monotonic() - known.read_at < 600):
+        return known
+    row = session.execute(
+        text(
+            "SELECT most_common_vals::text::text[] AS words, most_common_freqs AS freqs, "
+            "n_distinct, c.reltuples FROM pg_stats AS s JOIN pg_class AS c "
+            "ON c.oid = to_regclass(quote_ident(s.schemaname) || '.' || quote_ident(s.tablename)) "
+            "WHERE s.schemaname = current_schema() AND s.tablename = 'company_search_words' "
+            "AND s.attname = 'word'"
+        )
+    ).first()
+    stats = None
+    if row is not None and row.words and row.reltuples > 0:
+        pairs = sorted(zip(row.words, row.freqs, strict=True))
+        total = float(row.reltuples)
+        distinct = row.n_distinct if row.n_distinct > 0 else -row.n_distinct * total
+        other_rows = total * (1.0 - sum(freq for _, freq in pairs))
+        other_words = max(1.0, distinct - len(pairs))
+        stats = _WordStats(
+            common=[word for word, _ in pairs],
+            rows_before=list(itertools.accumulate((f * total for _, f in pairs), initial=0.0)),
+            rows_per_other_word=max(1.0, other_rows / other_words),
+            read_at=time.monotonic(),
+        )
+    _word_stats[database] = stats
+    return stats
+
+
+def _pg_stream_cost(stats: _WordStats | None, key: str, rows: int) -> float:
+    """The work of a word stream driven by `key`, in rows read: each distinct word starting
+    with it costs a skip-scan step and an index probe, measured at about 300 rows' reading
+    (a 2-letter prefix can have 600 words; a frequent word alone, 60,000 rows)."""
+    if stats is None:
+        return float(rows)
+    return rows + _PG_WORD_COST_ROWS * stats.words_starting_with(key, rows)
 
 
 def _pg_counts(keys: Sequence[str], cap: int, values: dict[str, Any]) -> str:

@@ -106,6 +106,13 @@ def test_ranking_exact_then_starts_with_then_first_word_then_other(
         "Bygg Nord Con",
         "Consulting Nordica",
     ]
+    # Tier 2 repeats tier 1's two names: with room for four, it does not make tier 3 needless.
+    assert names(uow_factory, tenant.org_id, "nord con", limit=4) == [
+        "Nord-Con",
+        "Nord Consulting AS",
+        "Nordic Bygg Consulting",
+        "Bygg Nord Con",
+    ]
 
 
 def test_ties_go_to_the_shorter_name_then_alphabetical_then_id(
@@ -272,6 +279,7 @@ def test_postgres_drives_frequent_words_by_the_rarer_one(
     if container.engine.dialect.name != "postgresql":
         pytest.skip("company_search_words and its statistics are PostgreSQL's")
     monkeypatch.setattr(search, "_PG_COUNT_CAP", 5)
+    monkeypatch.setattr(search, "_word_stats", {})  # read this database's statistics afresh
     made = [f"{word} {n}" for n in range(60) for word in ("Cobalt", "Cosmo", "Coral", "Comet")]
     # 40 "cl" rows: more than 5 x 5, what counting further used to stop at.
     made += [f"Clover {n}" for n in range(40)] + ["Cobalt Clover", "Clear Coral"]
@@ -361,3 +369,35 @@ def test_migration_0002_goes_down_and_up_again(tmp_path: Path, worker_id: str) -
         assert found("search") == ["After Search GmbH"]
     finally:
         engine.dispose()
+
+
+def test_postgres_drives_by_the_word_with_fewer_distinct_words(
+    container: bootstrap.Container, tenant: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stream reads every distinct indexed word starting with its driving word, so a word
+    with many rows but one spelling ("as") drives before a prefix with fewer rows spread over
+    many words ("tr..."), which the row counts alone would pick."""
+    if container.engine.dialect.name != "postgresql":
+        pytest.skip("company_search_words and its statistics are PostgreSQL's")
+    monkeypatch.setattr(search, "_PG_COUNT_CAP", 5)
+    monkeypatch.setattr(search, "_word_stats", {})
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    made = [f"Firma {n} As" for n in range(300)]
+    made += [f"Tr{letters[n // 26]}{letters[n % 26]}x Group" for n in range(200)]
+    made += ["Astra Trygg", "Trust As"]
+    made_ids = bulk_create(container.uow, tenant.org_id, made)
+    with container.engine.begin() as connection:
+        connection.execute(text("ANALYZE company_search_words"))
+    drivers: list[str] = []
+
+    def record(conn: Any, cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        drivers.extend(parameters.get(key) for key in ("t2_low", "t3_low") if key in parameters)
+
+    event.listen(container.engine, "before_cursor_execute", record)
+    try:
+        found = ids(container.uow, tenant.org_id, "as tr")
+    finally:
+        event.remove(container.engine, "before_cursor_execute", record)
+    assert drivers == ["^as", "as"]
+    # Tier 2 (a first word starting with "as") before tier 3.
+    assert found == [made_ids[made.index("Astra Trygg")], made_ids[made.index("Trust As")]]
