@@ -31,9 +31,9 @@ what they found by id. Sorting is by code point on both backends (SQLite BINARY,
 
 PostgreSQL sends tier 1 in one statement with the next step, which a one-time filter runs only
 when tier 1 came up short: tier 3 for one word (one statement in all), the driving-word counts
-for several (then, after asking the planner how frequent the words are when every word of a
-tier has more rows than are counted, the streams of tiers 2 and 3 in one statement, tier 3's
-again only run when tier 2 came up short).
+for several (then the streams of tiers 2 and 3 in one statement, tier 3's again only run when
+tier 2 came up short). When every word of a tier has more rows than are counted, the column
+statistics (read once in 10 minutes) estimate their rows and distinct words.
 """
 
 from __future__ import annotations
@@ -58,8 +58,8 @@ MAX_LIMIT = 100
 _RANGE_SCAN = 2000
 
 # PostgreSQL drives a multi-word match by the word with the fewest rows, counted up to this;
-# when every word of a tier has more, by the planner's estimates of their rows and the number
-# of distinct words starting with each, each word weighing as much as this many rows.
+# when every word of a tier has more, by the least work estimated from the column statistics:
+# rows, and each distinct word starting with the driver weighing as much as this many rows.
 _PG_COUNT_CAP = 1000
 _PG_WORD_COST_ROWS = 300
 
@@ -281,10 +281,10 @@ def _search_postgres(session: Session, org_id: int, words: Sequence[str], limit:
         {k for ks in keys.values() if min(counts[k] for k in ks) >= _PG_COUNT_CAP for k in ks}
     )
     cost = {key: float(n) for key, n in counts.items()}
-    if crowded:
-        estimates = _pg_estimates(session, org_id, crowded)
-        counts.update({k: max(n, _PG_COUNT_CAP) for k, n in estimates.items()})
-        stats = _pg_word_stats(session)
+    stats = _pg_word_stats(session) if crowded else None
+    if stats is not None:
+        for key in crowded:
+            counts[key] = max(round(stats.rows_starting_with(key)), _PG_COUNT_CAP)
         cost = {key: _pg_stream_cost(stats, key, n) for key, n in counts.items()}
 
     values = {"org": org_id, "need": limit, "found": found, "short": limit - len(found)}
@@ -384,47 +384,42 @@ def _pg_word_stream(
         """  # noqa: S608 - only our SQL fragments are spliced; values are bound
 
 
-def _pg_estimates(session: Session, org_id: int, keys: Sequence[str]) -> dict[str, int]:
-    """The planner's estimate of each key prefix's word rows, from the column statistics.
-
-    Counting the rows of frequent words costs more than the search itself (the prefix "co" has
-    150,000 rows in the benchmark's million names), and ranking them is all the estimates are
-    for. Migration 0006 keeps statistics of company_search_words.word fine enough for that:
-    within about 10 % for prefixes of more than a thousand rows. EXPLAIN plans with the bound
-    values even when psycopg has prepared the statement. Empty when the plan is not the
-    expected one scan per key (the caller then keeps its capped counts).
-    """
-    values: dict[str, Any] = {"org": org_id}
-    scans = []
-    for i, key in enumerate(keys):
-        values.update({f"low{i}": key, f"high{i}": _prefix_end(key)})
-        scans.append(
-            f"(SELECT 1 FROM company_search_words WHERE org_id = :org AND word >= :low{i} "  # noqa: S608 - bound names only
-            f"AND word < :high{i})"
-        )
-    explained = "EXPLAIN (FORMAT JSON) " + " UNION ALL ".join(scans)
-    plan = session.execute(text(explained), values).scalar_one()[0]["Plan"]
-    nodes = plan.get("Plans", []) if len(keys) > 1 else [plan]
-    if len(nodes) != len(keys):
-        return {}
-    return {key: int(node["Plan Rows"]) for key, node in zip(keys, nodes, strict=True)}
-
-
 @dataclass(frozen=True, slots=True)
 class _WordStats:
-    """What PostgreSQL's statistics say of company_search_words.word, all organizations."""
+    """What PostgreSQL's statistics say of company_search_words.word, all organizations.
+
+    The planner estimates a prefix's rows from the same figures (migration 0006 keeps them
+    fine enough: within about 10 % for prefixes of more than a thousand rows); reading them
+    once and estimating here saves an EXPLAIN round trip, and planning it, per search.
+    """
 
     common: list[str]  # the most common words, sorted
     rows_before: list[float]  # rows of common[:i]
-    rows_per_other_word: float  # rows of a word not among them, on average
+    bounds: list[str]  # the histogram of the other words: equally many rows between bounds
+    other_rows: float  # rows of the other words
+    rows_per_other_word: float  # rows of one of them, on average
     read_at: float
+
+    def _common(self, key: str) -> tuple[int, float]:
+        low = bisect.bisect_left(self.common, key)
+        high = bisect.bisect_left(self.common, _prefix_end(key))
+        return high - low, self.rows_before[high] - self.rows_before[low]
+
+    def rows_starting_with(self, key: str) -> float:
+        """About how many rows have a word starting with `key`, in all organizations."""
+        rows = self._common(key)[1]
+        buckets = len(self.bounds) - 1
+        if buckets > 0:
+            inside = bisect.bisect_left(self.bounds, _prefix_end(key)) - bisect.bisect_left(
+                self.bounds, key
+            )
+            rows += self.other_rows * min(1.0, (inside + 0.5) / buckets)  # part-buckets: half
+        return rows
 
     def words_starting_with(self, key: str, rows: int) -> float:
         """About how many distinct words start with `key`, given its row count."""
-        low = bisect.bisect_left(self.common, key)
-        high = bisect.bisect_left(self.common, _prefix_end(key))
-        common_rows = self.rows_before[high] - self.rows_before[low]
-        return (high - low) + max(0.0, rows - common_rows) / self.rows_per_other_word
+        common_words, common_rows = self._common(key)
+        return common_words + max(0.0, rows - common_rows) / self.rows_per_other_word
 
 
 _word_stats: dict[str, _WordStats | None] = {}
@@ -440,15 +435,16 @@ def _pg_word_stats(session: Session) -> _WordStats | None:
     row = session.execute(
         text(
             "SELECT most_common_vals::text::text[] AS words, most_common_freqs AS freqs, "
-            "n_distinct, c.reltuples FROM pg_stats AS s JOIN pg_class AS c "
+            "histogram_bounds::text::text[] AS bounds, n_distinct, c.reltuples "
+            "FROM pg_stats AS s JOIN pg_class AS c "
             "ON c.oid = to_regclass(quote_ident(s.schemaname) || '.' || quote_ident(s.tablename)) "
             "WHERE s.schemaname = current_schema() AND s.tablename = 'company_search_words' "
             "AND s.attname = 'word'"
         )
     ).first()
     stats = None
-    if row is not None and row.words and row.reltuples > 0:
-        pairs = sorted(zip(row.words, row.freqs, strict=True))
+    if row is not None and row.reltuples > 0 and (row.words or row.bounds):
+        pairs = sorted(zip(row.words or [], row.freqs or [], strict=True))
         total = float(row.reltuples)
         distinct = row.n_distinct if row.n_distinct > 0 else -row.n_distinct * total
         other_rows = total * (1.0 - sum(freq for _, freq in pairs))
@@ -456,6 +452,8 @@ def _pg_word_stats(session: Session) -> _WordStats | None:
         stats = _WordStats(
             common=[word for word, _ in pairs],
             rows_before=list(itertools.accumulate((f * total for _, f in pairs), initial=0.0)),
+            bounds=sorted(row.bounds or []),
+            other_rows=other_rows,
             rows_per_other_word=max(1.0, other_rows / other_words),
             read_at=time.monotonic(),
         )
