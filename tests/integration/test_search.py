@@ -271,19 +271,10 @@ def test_results_follow_the_rules_for_random_names_and_queries(
             )
 
 
-def test_postgres_drives_frequent_words_by_the_rarer_one(
-    container: bootstrap.Container, tenant: Tenant, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """When every word of a tier has more rows than are counted, the planner's estimates pick
-    the driving word: with only the capped counts "co" and "cl" would tie and "co" would drive."""
-    if container.engine.dialect.name != "postgresql":
-        pytest.skip("company_search_words and its statistics are PostgreSQL's")
-    monkeypatch.setattr(search, "_PG_COUNT_CAP", 5)
-    monkeypatch.setattr(search, "_word_stats", {})  # read this database's statistics afresh
-    made = [f"{word} {n}" for n in range(60) for word in ("Cobalt", "Cosmo", "Coral", "Comet")]
-    # 40 "cl" rows: more than 5 x 5, what counting further used to stop at.
-    made += [f"Clover {n}" for n in range(40)] + ["Cobalt Clover", "Clear Coral"]
-    made_ids = bulk_create(container.uow, tenant.org_id, made)
+def _analyzed_search(
+    container: bootstrap.Container, org_id: int, query: str
+) -> tuple[list[int], list[str]]:
+    """ANALYZE the word table, search; the ids found and the driving word of tiers 2 and 3."""
     with container.engine.begin() as connection:
         connection.execute(text("ANALYZE company_search_words"))
     drivers: list[str] = []
@@ -293,9 +284,27 @@ def test_postgres_drives_frequent_words_by_the_rarer_one(
 
     event.listen(container.engine, "before_cursor_execute", record)
     try:
-        found = ids(container.uow, tenant.org_id, "co cl")
+        found = ids(container.uow, org_id, query)
     finally:
         event.remove(container.engine, "before_cursor_execute", record)
+    return found, drivers
+
+
+def test_postgres_drives_frequent_words_by_the_rarer_one(
+    container: bootstrap.Container, tenant: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When every word of a tier has more rows than are counted, estimates from the column
+    statistics pick the driving word: with only the capped counts "co" and "cl" would tie and
+    "co" would drive."""
+    if container.engine.dialect.name != "postgresql":
+        pytest.skip("company_search_words and its statistics are PostgreSQL's")
+    monkeypatch.setattr(search, "_PG_COUNT_CAP", 5)
+    monkeypatch.setattr(search, "_word_stats", {})  # read this database's statistics afresh
+    made = [f"{word} {n}" for n in range(60) for word in ("Cobalt", "Cosmo", "Coral", "Comet")]
+    # 40 "cl" rows: more than 5 x 5, what counting further used to stop at.
+    made += [f"Clover {n}" for n in range(40)] + ["Cobalt Clover", "Clear Coral"]
+    made_ids = bulk_create(container.uow, tenant.org_id, made)
+    found, drivers = _analyzed_search(container, tenant.org_id, "co cl")
     assert drivers == ["cl", "cl"]  # tier 2 (after "^co") and tier 3 (after "co")
     # Tier 2 (starts with a "co" word) before tier 3.
     assert found == [made_ids[made.index("Cobalt Clover")], made_ids[made.index("Clear Coral")]]
@@ -386,18 +395,7 @@ def test_postgres_drives_by_the_word_with_fewer_distinct_words(
     made += [f"Tr{letters[n // 26]}{letters[n % 26]}x Group" for n in range(200)]
     made += ["Astra Trygg", "Trust As"]
     made_ids = bulk_create(container.uow, tenant.org_id, made)
-    with container.engine.begin() as connection:
-        connection.execute(text("ANALYZE company_search_words"))
-    drivers: list[str] = []
-
-    def record(conn: Any, cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
-        drivers.extend(parameters.get(key) for key in ("t2_low", "t3_low") if key in parameters)
-
-    event.listen(container.engine, "before_cursor_execute", record)
-    try:
-        found = ids(container.uow, tenant.org_id, "as tr")
-    finally:
-        event.remove(container.engine, "before_cursor_execute", record)
+    found, drivers = _analyzed_search(container, tenant.org_id, "as tr")
     assert drivers == ["^as", "as"]
     # Tier 2 (a first word starting with "as") before tier 3.
     assert found == [made_ids[made.index("Astra Trygg")], made_ids[made.index("Trust As")]]
