@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Final, TypeVar, cast
 
 from sqlalchemy import delete, exists, func, or_, select, true, update
+from sqlalchemy.orm import InstrumentedAttribute
 
 from services import metrics
 from services.db import utcnow
@@ -172,18 +173,27 @@ class MailboxHealth:
 
 def connect_tenant(uow_factory: UowFactory, *, org_id: int, tenant_id: str) -> None:
     """Link an organization to its Entra tenant (the admin granted the app consent there)."""
+    _connect(uow_factory, org_id, Organization.ms_tenant_id, tenant_id, "tenant")
+
+
+def _connect(
+    uow_factory: UowFactory,
+    org_id: int,
+    column: InstrumentedAttribute[str | None],
+    value: str,
+    what: str,
+) -> None:
+    """Set the organization's provider key `column` to `value`, unless another has it."""
     with uow_factory() as uow:
         organization = uow.session.get(Organization, org_id)
         if organization is None:
             raise NotFound(f"organization {org_id} does not exist")
         other = uow.session.scalar(
-            select(Organization.id).where(
-                Organization.ms_tenant_id == tenant_id, Organization.id != org_id
-            )
+            select(Organization.id).where(column == value, Organization.id != org_id)
         )
         if other is not None:
-            raise Conflict(f"tenant {tenant_id} is already connected to organization {other}")
-        organization.ms_tenant_id = tenant_id
+            raise Conflict(f"{what} {value} is already connected to organization {other}")
+        setattr(organization, column.key, value)
         uow.commit()
 
 
@@ -199,19 +209,7 @@ def connect_domain(uow_factory: UowFactory, *, org_id: int, domain: str) -> None
     domain = domain.strip().lower()
     if not domain or "." not in domain or "@" in domain:
         raise Conflict(f"{domain!r} is not a domain name")
-    with uow_factory() as uow:
-        organization = uow.session.get(Organization, org_id)
-        if organization is None:
-            raise NotFound(f"organization {org_id} does not exist")
-        other = uow.session.scalar(
-            select(Organization.id).where(
-                Organization.google_domain == domain, Organization.id != org_id
-            )
-        )
-        if other is not None:
-            raise Conflict(f"domain {domain} is already connected to organization {other}")
-        organization.google_domain = domain
-        uow.commit()
+    _connect(uow_factory, org_id, Organization.google_domain, domain, "domain")
 
 
 def organization_for_domain(uow_factory: UowFactory, domain: str) -> int | None:
