@@ -25,7 +25,7 @@ from huey.exceptions import RetryTask
 from sqlalchemy import Engine
 
 from services import jobs, mailboxes, metrics
-from services.db import make_engine, make_session_factory
+from services.db import make_engine, make_read_engine, make_session_factory
 from services.mailboxes import RetryLater, SyncPolicy
 from services.ports import ProviderError
 from services.tables import Provider
@@ -447,6 +447,7 @@ class Container:
 
     settings: Settings
     engine: Engine
+    read_engine: Engine | None  # PostgreSQL's, for read-only units of work
     uow: UnitOfWorkFactory
     queue: Huey
     tasks: dict[str, Any]
@@ -490,6 +491,8 @@ class Container:
 
     def close(self) -> None:
         self.engine.dispose()
+        if self.read_engine is not None:
+            self.read_engine.dispose()
 
 
 # Tries of a provider job after the first; with the backoff, about 4 hours in all.
@@ -738,8 +741,14 @@ def _plain(report: Any) -> dict[str, Any]:
 
 def build(settings: Settings) -> Container:
     engine = make_engine(settings.database_url)
-    uow = UnitOfWorkFactory(make_session_factory(engine))
+    read_engine = make_read_engine(settings.database_url)
+    uow = UnitOfWorkFactory(
+        make_session_factory(engine),
+        make_session_factory(read_engine) if read_engine is not None else None,
+    )
     queue = make_queue(settings)
-    container = Container(settings=settings, engine=engine, uow=uow, queue=queue, tasks={})
+    container = Container(
+        settings=settings, engine=engine, read_engine=read_engine, uow=uow, queue=queue, tasks={}
+    )
     container.tasks.update(_register_tasks(queue, uow, container))
     return container

@@ -54,10 +54,20 @@ class UnitOfWork:
 
 
 class UnitOfWorkFactory:
-    """Callable that hands out fresh units of work; this is what services receive."""
+    """Callable that hands out fresh units of work; this is what services receive.
 
-    def __init__(self, session_factory: sessionmaker[Any]) -> None:
+    Read-only units use `read_session_factory` when there is one (PostgreSQL's read-only
+    engine, services.db.make_read_engine).
+    """
+
+    def __init__(
+        self,
+        session_factory: sessionmaker[Any],
+        read_session_factory: sessionmaker[Any] | None = None,
+    ) -> None:
         self.session_factory = session_factory
+        self.read_session_factory = read_session_factory or session_factory
 
     def __call__(self, *, read_only: bool = False) -> UnitOfWork:
-        return UnitOfWork(self.session_factory, read_only=read_only)
+        factory = self.read_session_factory if read_only else self.session_factory
+        return UnitOfWork(factory, read_only=read_only)

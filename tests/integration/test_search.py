@@ -282,11 +282,12 @@ def _analyzed_search(
     def record(conn: Any, cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
         drivers.extend(parameters.get(key) for key in ("t2_low", "t3_low") if key in parameters)
 
-    event.listen(container.engine, "before_cursor_execute", record)
+    reads = container.read_engine or container.engine  # where read-only units run
+    event.listen(reads, "before_cursor_execute", record)
     try:
         found = ids(container.uow, org_id, query)
     finally:
-        event.remove(container.engine, "before_cursor_execute", record)
+        event.remove(reads, "before_cursor_execute", record)
     return found, drivers
 
 
