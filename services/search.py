@@ -461,12 +461,10 @@ def _pg_word_stats(session: Session) -> _WordStats | None:
     return stats
 
 
-def _pg_stream_cost(stats: _WordStats | None, key: str, rows: int) -> float:
+def _pg_stream_cost(stats: _WordStats, key: str, rows: int) -> float:
     """The work of a word stream driven by `key`, in rows read: each distinct word starting
     with it costs a skip-scan step and an index probe, measured at about 300 rows' reading
     (a 2-letter prefix can have 600 words; a frequent word alone, 60,000 rows)."""
-    if stats is None:
-        return float(rows)
     return rows + _PG_WORD_COST_ROWS * stats.words_starting_with(key, rows)
 
 

@@ -606,12 +606,10 @@ def _new_in_batch(uow: UnitOfWork, copy: _Copy) -> SyncOutcome:
     snapshot = copy.snapshot
     lookups = _lookups(uow, copy.org_id)
     participants = _new_participants(uow, copy)
-    company_id, kind = _tag_company(uow, copy, participants)
+    company_id, _ = _tag_company(uow, copy, participants)  # the hint's kind is set already
     activity = _new_meeting_fields(copy) | _details(snapshot)
     activity["owner_id"] = _owner(uow, copy)
     activity["company_id"] = company_id
-    if kind is not None:
-        activity["kind"] = kind
     if snapshot.cancelled:
         activity["status"] = ActivityStatus.CANCELLED
     contact_ids = _tag_contacts(uow, copy, participants, company_id, with_hint=True)
