@@ -462,7 +462,7 @@ def find_companies(
     if not query.strip():
         return []
     return [
-        CompanyChoice(c.id, c.name, ", ".join(d.domain for d in c.domains))
+        CompanyChoice(c.id, c.name, ", ".join(c.domain_names))
         for c in search_companies(uow, principal.org_id, query, limit)
     ]
 

@@ -189,6 +189,11 @@ class Company(Timestamps, Base):
         lazy="selectin",
     )
 
+    @property
+    def domain_names(self) -> tuple[str, ...]:
+        """As services.companies.FoundCompany has them: what the API shows."""
+        return tuple(d.domain for d in self.domains)
+
 
 class CompanyDomain(Base):
     """An e-mail domain that points to one company within an organization."""

@@ -105,7 +105,7 @@ class CompanyPatch(CompanyIn):
 class CompanyOut(Schema):
     id = fields.Integer()
     name = fields.String()
-    domains = fields.Function(lambda c: [d.domain for d in c.domains])
+    domains = fields.Function(lambda c: list(c.domain_names))
     website = fields.String()
     phone = fields.String()
     city = fields.String()
@@ -118,7 +118,7 @@ class CompanyOut(Schema):
 class CompanyBrief(Schema):
     id = fields.Integer()
     name = fields.String()
-    domains = fields.Function(lambda c: [d.domain for d in c.domains])
+    domains = fields.Function(lambda c: list(c.domain_names))
 
 
 class CompanyListArgs(PageArgs):

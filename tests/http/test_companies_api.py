@@ -92,6 +92,33 @@ class TestListAndSearch:
             client.get("/api/v1/companies?q=toso", headers=tenant.headers).get_json()["items"] == []
         )
 
+    def test_a_search_hit_reads_as_the_company_does(
+        self, client: FlaskClient, tenant: Tenant
+    ) -> None:
+        # Search hits are read without the ORM: every field, and the domains in order.
+        made = [
+            create(
+                client,
+                tenant,
+                name="Northwind Traders",
+                domains=["northwind.example", "nw.example", "b-northwind.example"],
+                website="https://northwind.example",
+                phone="+47 22 00 00 00",
+                city="Oslo",
+                country="Norway",
+                notes="Key account",
+            ),
+            create(client, tenant, name="Northwind Bakery"),
+        ]
+        found = client.get("/api/v1/companies?q=northwind", headers=tenant.headers).get_json()
+        read = [
+            client.get(f"/api/v1/companies/{c['id']}", headers=tenant.headers).get_json()
+            for c in made
+        ]
+        assert sorted(found["items"], key=lambda c: c["id"]) == read
+        assert read[0]["domains"] == ["b-northwind.example", "northwind.example", "nw.example"]
+        assert read[1]["domains"] == []
+
     def test_bad_cursor_and_limit(self, client: FlaskClient, tenant: Tenant) -> None:
         assert_error(
             client.get("/api/v1/companies?cursor=zzz", headers=tenant.headers), 422, field="cursor"
