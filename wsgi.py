@@ -11,8 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import click
-from flask import Flask, Response, current_app, g, jsonify, request
+from flask import Flask, Request, Response, current_app, g, jsonify, request
 from flask.cli import with_appcontext
+from flask.sessions import SessionInterface, SessionMixin
 from marshmallow import ValidationError
 from sqlalchemy import select, text
 from werkzeug.exceptions import HTTPException, UnsupportedMediaType
@@ -139,6 +140,19 @@ def _security_headers(response: Response) -> Response:
     return response
 
 
+class _NoCookieSession(SessionInterface):
+    """Nobody signs in with a cookie here (API keys, Entra and Google tokens, signed provider
+    requests), so no request reads or signs one: Flask's cookie session costs every request,
+    webhooks included, about 0.1 ms of CPU for nothing. flask.session is a NullSession, which
+    refuses writes."""
+
+    def open_session(self, app: Flask, request: Request) -> SessionMixin | None:
+        return None
+
+    def save_session(self, app: Flask, session: SessionMixin, response: Response) -> None:
+        return None
+
+
 def create_app(settings: bootstrap.Settings | None = None) -> Flask:
     settings = settings or bootstrap.Settings.from_env()
     bootstrap.configure_logging(settings)
@@ -151,6 +165,7 @@ def create_app(settings: bootstrap.Settings | None = None) -> Flask:
         JSON_SORT_KEYS=False,
         TESTING=settings.environment == "test",
     )
+    app.session_interface = _NoCookieSession()
     app.extensions["container"] = container
     app.extensions["authenticators"] = [api_key_authenticator()]
     if settings.ms_client_id:  # the Outlook task pane's Entra access tokens

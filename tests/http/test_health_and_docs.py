@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask
+import pytest
+from flask import Flask, session
 from flask.testing import FlaskClient
 
 from tests.helpers import assert_error
@@ -27,6 +28,19 @@ class UnreachableEngine:
 
 def test_healthz(client: FlaskClient) -> None:
     assert client.get("/healthz").get_json() == {"status": "ok"}
+
+
+def test_no_request_reads_or_writes_a_cookie_session(app: Flask, client: FlaskClient) -> None:
+    # A signed session cookie is ignored (nothing signs in with one), and no answer sets one.
+    client.set_cookie("session", "eyJ4IjoxfQ.forged.signature")
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert "Set-Cookie" not in response.headers
+    with app.test_request_context("/healthz", headers={"Cookie": "session=anything"}):
+        app.preprocess_request()
+        assert session.get("x") is None
+        with pytest.raises(RuntimeError, match="session is unavailable"):
+            session["x"] = 1
 
 
 def test_readyz_when_everything_is_up(client: FlaskClient) -> None:
