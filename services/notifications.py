@@ -9,11 +9,13 @@ that request enqueues a sync; the sync clears it when it starts. A burst of noti
 one mailbox therefore becomes one queued sync, however many requests carry it.
 
 Cost (the webhook answers Graph under bursts, see docs/benchmarks.md): the statements are built
-once and run through the connection, so SQLAlchemy compiles each once per process and no ORM
-object is loaded. Subscriptions are looked up before the write transaction starts (on SQLite
-that transaction holds the database's write lock) and kept for SUBSCRIPTION_TTL seconds in
-each process; a one-item batch then writes with three statements: the row, the mailbox's
-coalescing flag, the counter (on PostgreSQL one statement does all three). On SQLite the
+once, so SQLAlchemy compiles each once per process, and no ORM object is loaded. Subscriptions
+are looked up before the write transaction starts (on SQLite that transaction holds the
+database's write lock) and kept for SUBSCRIPTION_TTL seconds in each process; a one-item batch
+then writes with three statements: the row, the mailbox's coalescing flag, the counter (on
+PostgreSQL one statement does all three). A one-item batch, the common case, runs them on a
+DBAPI connection from the engine's pool (_OnCursor: the same SQL and bind processing, without
+the Session's and SQLAlchemy's per-execution work, which cost more CPU than the writes). On SQLite the
 webhook's writers queue on a file lock for their turn (see _Turn). `last_notification_at` of a
 subscription or mailbox is written when this process has not written it in the last
 TOUCH_EVERY, not on every notification.
@@ -45,7 +47,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, NamedTuple, cast
 
-from sqlalchemy import ColumnElement, Connection, Engine, Table, bindparam, select, update
+from sqlalchemy import ColumnElement, Connection, Dialect, Engine, Table, bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.dml import Insert
@@ -232,6 +234,59 @@ def _one_on_postgres() -> Select[Any]:
 _ONE_ON_POSTGRES: Final = _one_on_postgres()
 
 
+class _OnCursor:
+    """A statement compiled once for a dialect and run on a DBAPI cursor, with the same SQL
+    and the same bind processing SQLAlchemy would apply. A one-item batch is the webhook's
+    common case; SQLAlchemy's Session and per-execution work cost it more CPU than SQLite's
+    own writes did (docs/benchmarks.md, run N)."""
+
+    def __init__(self, statement: Any, dialect: Dialect, column_keys: Sequence[str] = ()) -> None:
+        compiled = statement.compile(dialect=dialect, column_keys=list(column_keys) or None)
+        self.sql = compiled.string
+        self.positions = compiled.positiontup  # qmark order, None for named styles
+        # (name in the SQL, key in the caller's parameters or None for a literal, the literal,
+        # the type's bind processor)
+        self.binds = [
+            (
+                name,
+                bind.key if bind.required else None,
+                None if bind.required else bind.effective_value,
+                bind.type.dialect_impl(dialect).bind_processor(dialect),
+            )
+            for bind, name in compiled.bind_names.items()
+        ]
+
+    def run(self, cursor: Any, params: Mapping[str, Any]) -> list[Any]:
+        values = {}
+        for name, key, literal, process in self.binds:
+            value = literal if key is None else params[key]
+            values[name] = value if process is None else process(value)
+        bound = values if self.positions is None else [values[name] for name in self.positions]
+        cursor.execute(self.sql, bound)
+        return cursor.fetchall() if cursor.description else []
+
+
+_ROW_KEYS: Final = (
+    "org_id", "provider", "dedupe_key", "mailbox", "subscription_id", "payload", "status",
+    "received_at", "attempts", "kind",
+)  # fmt: skip
+
+
+def _on_cursor(dialect: Dialect) -> dict[str, _OnCursor]:
+    """The one-item batch's statements for `dialect` (kept per engine in _Process)."""
+    statements = {
+        "touch_subscription": _OnCursor(_TOUCH_SUBSCRIPTIONS[True], dialect),
+        "touch_mailbox": _OnCursor(_TOUCH_MAILBOXES[True], dialect),
+    }
+    if dialect.name == "postgresql":
+        statements["one"] = _OnCursor(_ONE_ON_POSTGRES, dialect)
+    else:
+        statements["insert"] = _OnCursor(_insert_statement(dialect.name), dialect, _ROW_KEYS)
+        statements["flag"] = _OnCursor(_FLAG_MAILBOXES[True], dialect)
+        statements["count"] = _OnCursor(metrics.upsert_statement(dialect.name), dialect)
+    return statements
+
+
 # --------------------------------------------------------------------------- per-process state
 
 
@@ -257,6 +312,7 @@ class _Process:
         self.writers_fd: int | None = None
         self.writers_pid = 0
         self.writers_thread_lock = threading.Lock()
+        self.on_cursor: dict[str, _OnCursor] | None = None  # _on_cursor(its dialect)
 
 
 _PROCESS: weakref.WeakKeyDictionary[Engine, _Process] = weakref.WeakKeyDictionary()
@@ -343,7 +399,8 @@ def record_notifications(
                 raise
             uow.session.rollback()
             result, touched = _record(uow, provider, items, now, turn, trust_cache=False)
-        uow.commit()
+        if uow.session.in_transaction():  # not when _record_one committed on its own
+            uow.commit()
     finally:
         if turn is not None:
             turn.release()
@@ -405,10 +462,10 @@ def _record(
     if turn is not None:
         turn.take()
     if rows:
-        state = _process(uow)[1]
+        engine, state = _process(uow)
+        if len(rows) == 1 and not result.rejected and turn is not None:
+            return _record_one(engine, provider, rows[0], now, state, result)
         connection = _connection(uow)  # on SQLite: BEGIN IMMEDIATE, the write lock
-        if len(rows) == 1 and not result.rejected and connection.dialect.name == "postgresql":
-            return _record_one_on_postgres(connection, provider, rows[0], now, state, result)
         inserted = _insert_new(connection, rows)
         result.accepted = len(rows)
         result.duplicates += len(rows) - len(inserted)
@@ -430,38 +487,67 @@ def _record(
     return result, touched
 
 
-def _record_one_on_postgres(
-    connection: Connection,
+def _record_one(
+    engine: Engine,
     provider: Provider,
     row: dict[str, Any],
     now: dt.datetime,
     state: _Process,
     result: Recorded,
 ) -> tuple[Recorded, list[tuple[Any, ...]]]:
-    """_record's writes for one verified item, in one round trip (see _ONE_ON_POSTGRES)."""
+    """_record's writes for one verified item, committed, on a DBAPI connection of the pool
+    (the unit of work's Session is never used): on PostgreSQL one statement (_ONE_ON_POSTGRES),
+    on SQLite the row, the mailbox's flag and the counter in one BEGIN IMMEDIATE transaction."""
+    if state.on_cursor is None:
+        state.on_cursor = _on_cursor(engine.dialect)
+    statements = state.on_cursor
     params = {f"r_{key}": value for key, value in row.items()}
-    params.update(b_now=now, m_name=_RECEIVED, m_value=1)
-    found = connection.execute(_ONE_ON_POSTGRES, params).one()
-    inserted, flagged = found[0], found[1]
-    result.accepted = 1
-    touched: list[tuple[Any, ...]] = []
+    params.update(row, b_now=now, m_name=_RECEIVED, m_value=1)
+    params.update(b_org=row["org_id"], b_provider=provider, b_address=row["mailbox"])
+    params["b_id"] = row["subscription_id"]
     subscription = ("s", row["subscription_id"])
-    if _due(state, subscription, now):
-        _touch_subscriptions(connection, [row["subscription_id"]], now)
-        touched.append(subscription)
+    mailbox = ("m", row["org_id"], provider, row["mailbox"])
+    touched: list[tuple[Any, ...]] = []
+    connection = engine.raw_connection()
+    try:
+        cursor = connection.cursor()
+        if "one" in statements:
+            inserted, flagged = statements["one"].run(cursor, params)[0]
+        else:
+            cursor.execute("BEGIN IMMEDIATE")
+            found = statements["insert"].run(cursor, params)
+            inserted = found[0][1] if found else None
+            flagged = None
+            if inserted is not None and row["kind"] == "change":
+                flagged_rows = statements["flag"].run(cursor, params)
+                flagged = flagged_rows[0][0] if flagged_rows else None
+            statements["count"].run(cursor, params)
+        if _due(state, subscription, now):
+            statements["touch_subscription"].run(cursor, params)
+            touched.append(subscription)
+        if inserted is not None and row["kind"] == "change":
+            if flagged is not None:
+                touched.append(mailbox)
+            elif _due(state, mailbox, now):
+                statements["touch_mailbox"].run(cursor, params)
+                touched.append(mailbox)
+        cursor.close()
+        connection.commit()
+    except engine.dialect.loaded_dbapi.IntegrityError as refused:
+        connection.rollback()
+        raise IntegrityError(None, None, refused) from refused  # record_notifications retries
+    except BaseException:
+        connection.rollback()
+        raise
+    finally:
+        connection.close()
+    result.accepted = 1
     if inserted is None:
         result.duplicates += 1
     elif row["kind"] == "lifecycle":
         result.lifecycle_ids = [inserted]
-    else:
-        mailbox = ("m", row["org_id"], provider, row["mailbox"])
-        if flagged is not None:
-            result.mailboxes_to_sync = [flagged]
-            touched.append(mailbox)
-        elif _due(state, mailbox, now):
-            params = {"b_org": row["org_id"], "b_provider": provider, "b_now": now}
-            connection.execute(_TOUCH_MAILBOXES[True], {**params, "b_address": row["mailbox"]})
-            touched.append(mailbox)
+    elif flagged is not None:
+        result.mailboxes_to_sync = [flagged]
     return result, touched
 
 

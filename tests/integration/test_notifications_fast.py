@@ -11,12 +11,15 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import fcntl
+import json
 import os
+import sqlite3
 import threading
 import uuid
 from collections.abc import Iterator
 from typing import Any
 
+import psycopg
 import pytest
 from marshmallow import ValidationError
 from sqlalchemy import delete, event, select, update
@@ -63,10 +66,11 @@ def mailboxes(uow_factory: UnitOfWorkFactory, tenant: Tenant) -> dict[str, int]:
 
 
 class Statements:
-    """The SQL the engine sends, with the connection that sent it."""
+    """The SQL the database connections are sent, in order (traced on the DBAPI connection:
+    the one-item path runs its statements there, past SQLAlchemy's events)."""
 
     def __init__(self) -> None:
-        self.sent: list[tuple[int, str]] = []
+        self.sent: list[str] = []
 
     def clear(self) -> None:
         self.sent.clear()
@@ -75,7 +79,7 @@ class Statements:
     def dml(self) -> list[str]:
         """First words and table of each SELECT / INSERT / UPDATE / DELETE, in order."""
         shown = []
-        for _, sql in self.sent:
+        for sql in self.sent:
             words = sql.split()
             if words[0] == "WITH":  # PostgreSQL: a one-item batch's writes in one statement
                 shown.append("WITH inserted, flagged, counted")
@@ -91,13 +95,31 @@ _TABLES = {"subscriptions", "mailboxes", "inbound_notifications", "metric_counte
 @pytest.fixture
 def statements(container: bootstrap.Container) -> Iterator[Statements]:
     seen = Statements()
+    traced: list[Any] = []
 
-    def record(conn: Any, cursor: Any, sql: str, *args: Any) -> None:
-        seen.sent.append((id(conn.connection.dbapi_connection), sql.strip()))
+    def record(sql: str) -> None:
+        seen.sent.append(sql.strip())
 
-    event.listen(container.engine, "before_cursor_execute", record)
+    class TracedCursor(psycopg.Cursor):  # type: ignore[type-arg]
+        def execute(self, query: Any, params: Any = None, **options: Any) -> Any:
+            record(str(query))
+            return super().execute(query, params, **options)
+
+    def trace(dbapi_connection: Any, *_: Any) -> None:
+        if isinstance(dbapi_connection, sqlite3.Connection):
+            dbapi_connection.set_trace_callback(record)
+        else:
+            dbapi_connection.cursor_factory = TracedCursor
+        traced.append(dbapi_connection)
+
+    event.listen(container.engine, "checkout", trace)
     yield seen
-    event.remove(container.engine, "before_cursor_execute", record)
+    event.remove(container.engine, "checkout", trace)
+    for dbapi_connection in traced:
+        if isinstance(dbapi_connection, sqlite3.Connection):
+            dbapi_connection.set_trace_callback(None)
+        else:
+            dbapi_connection.cursor_factory = psycopg.Cursor
 
 
 def change(event_id: str, subscription: str = "sub-a", secret: str = SECRET) -> Incoming:
@@ -139,9 +161,9 @@ def test_a_known_subscription_is_recorded_with_few_statements(
         first = [
             "SELECT subscriptions",
             "INSERT inbound_notifications",
-            "UPDATE subscriptions",  # last_notification_at: first time in this process
             "UPDATE mailboxes",  # the coalescing flag, which also sets last_notification_at
             "INSERT metric_counters",
+            "UPDATE subscriptions",  # last_notification_at: first time in this process
         ]
     assert statements.dml == first
     statements.clear()
@@ -208,6 +230,33 @@ def test_counters_move_in_the_recording_transaction(
     assert counters["mtc_notifications_rejected_total"] == 2
 
 
+def test_a_one_item_batch_is_stored_as_a_larger_batch_is(
+    uow_factory: UnitOfWorkFactory, mailboxes: dict[str, int], container: bootstrap.Container
+) -> None:
+    # One item goes straight to the DBAPI cursor, larger batches through SQLAlchemy: the
+    # stored values must be the same, to the text of a SQLite timestamp.
+    record(uow_factory, change("one"))
+    record(uow_factory, change("two"), change("three"))
+    with container.engine.connect() as connection:
+        rows = connection.exec_driver_sql(
+            "SELECT org_id, provider, mailbox, subscription_id, status, received_at, attempts, "
+            "kind, CAST(payload AS TEXT), dedupe_key FROM inbound_notifications ORDER BY id"
+        ).all()
+    assert len(rows) == 3
+    one, two, three = ([*row[:8], json.loads(row[8]), row[9]] for row in rows)
+    assert one[:8] == two[:8] == three[:8]
+    assert (
+        one[5] == NOW if isinstance(one[5], dt.datetime) else one[5] == "2026-11-22 12:00:00.000000"
+    )
+    assert [one[8]["event_id"], two[8]["event_id"]] == ["one", "two"]
+    assert one[8].keys() == two[8].keys()
+    assert one[9].startswith("sub-a:")
+    assert len(one[9]) == len(two[9])
+    with uow_factory() as uow:
+        counters = metrics.snapshot_counters(uow)
+    assert counters["mtc_notifications_received_total"] == 3
+
+
 def test_on_sqlite_the_subscription_is_read_before_the_write_lock(
     uow_factory: UnitOfWorkFactory,
     mailboxes: dict[str, int],
@@ -217,12 +266,12 @@ def test_on_sqlite_the_subscription_is_read_before_the_write_lock(
     if container.engine.dialect.name != "sqlite":
         pytest.skip("SQLite's write lock")
     record(uow_factory, change("e1"))
-    shown = [sql.split()[0] if sql.startswith("SELECT") else sql for _, sql in statements.sent]
+    shown = [sql.split()[0] if sql.startswith("SELECT") else sql for sql in statements.sent]
     # The read in a deferred transaction (no write lock while reading and verifying), the
     # writes after BEGIN IMMEDIATE.
-    assert shown[:2] == ["BEGIN", "SELECT"]
-    assert shown.index("BEGIN IMMEDIATE") == 2
-    assert "SELECT" not in shown[2:]
+    assert shown[:4] == ["BEGIN", "SELECT", "ROLLBACK", "BEGIN IMMEDIATE"]
+    assert "SELECT" not in shown[4:]
+    assert shown[-1] == "COMMIT"
 
 
 # --------------------------------------------------------------------------- the cache
