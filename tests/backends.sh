@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Run a command with a throw-away PostgreSQL and Redis on loopback, then stop them.
 # Usage: tests/backends.sh pytest ...   (sets TEST_DATABASE_URL and TEST_REDIS_URL for it)
+# TEST_PG_OPTIONS adds server settings, e.g. "-c shared_buffers=1GB" (the benchmarks' server).
 set -euo pipefail
 
 pg_bin=$(dirname "$(ls /usr/lib/postgresql/*/bin/initdb | sort -V | tail -n 1)")
@@ -26,7 +27,7 @@ trap cleanup EXIT
 
 "${as_pg[@]}" "$pg_bin/initdb" -D "$workdir/pg" -U postgres -A trust -E UTF8 --no-locale >/dev/null
 "${as_pg[@]}" "$pg_bin/pg_ctl" -D "$workdir/pg" -l "$workdir/pg.log" -w start \
-  -o "-p $pg_port -k $workdir -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200" >/dev/null
+  -o "-p $pg_port -k $workdir -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200 ${TEST_PG_OPTIONS:-}" >/dev/null
 redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no --daemonize yes \
   --logfile "$workdir/redis.log" --dir "$workdir" >/dev/null
 
