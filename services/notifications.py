@@ -15,10 +15,10 @@ database's write lock) and kept for SUBSCRIPTION_TTL seconds in each process; a 
 then writes with three statements: the row, the mailbox's coalescing flag, the counter (on
 PostgreSQL one statement does all three). A one-item batch, the common case, runs them on a
 DBAPI connection from the engine's pool (_OnCursor: the same SQL and bind processing, without
-the Session's and SQLAlchemy's per-execution work, which cost more CPU than the writes). On SQLite the
-webhook's writers queue on a file lock for their turn (see _Turn). `last_notification_at` of a
-subscription or mailbox is written when this process has not written it in the last
-TOUCH_EVERY, not on every notification.
+the Session's and SQLAlchemy's per-execution work, which cost more CPU than the writes). On
+SQLite the webhook's writers queue on a file lock for their turn (see _Turn).
+`last_notification_at` of a subscription or mailbox is written when this process has not
+written it in the last TOUCH_EVERY, not on every notification.
 
 What the cache may get wrong, and for how long (SUBSCRIPTION_TTL, 10 s, in each process): only
 successful verifications come from it. An item whose clientState or resource does not match
@@ -496,8 +496,10 @@ def _record_one(
     result: Recorded,
 ) -> tuple[Recorded, list[tuple[Any, ...]]]:
     """_record's writes for one verified item, committed, on a DBAPI connection of the pool
-    (the unit of work's Session is never used): on PostgreSQL one statement (_ONE_ON_POSTGRES),
-    on SQLite the row, the mailbox's flag and the counter in one BEGIN IMMEDIATE transaction."""
+    (the unit of work's Session is never used): on PostgreSQL one statement (_ONE_ON_POSTGRES)
+    in autocommit, one round trip; on SQLite the row, the mailbox's flag and the counter in one
+    BEGIN IMMEDIATE transaction. last_notification_at, when due, is written after them (on
+    PostgreSQL in its own transaction: a lost touch only makes the next one due)."""
     if state.on_cursor is None:
         state.on_cursor = _on_cursor(engine.dialect)
     statements = state.on_cursor
@@ -509,9 +511,12 @@ def _record_one(
     mailbox = ("m", row["org_id"], provider, row["mailbox"])
     touched: list[tuple[Any, ...]] = []
     connection = engine.raw_connection()
+    autocommit = "one" in statements  # PostgreSQL: one atomic statement needs no BEGIN/COMMIT
     try:
+        if autocommit:
+            connection.driver_connection.autocommit = True  # type: ignore[union-attr]
         cursor = connection.cursor()
-        if "one" in statements:
+        if autocommit:
             inserted, flagged = statements["one"].run(cursor, params)[0]
         else:
             cursor.execute("BEGIN IMMEDIATE")
@@ -540,6 +545,8 @@ def _record_one(
         connection.rollback()
         raise
     finally:
+        if autocommit and not connection.driver_connection.closed:  # type: ignore[union-attr]
+            connection.driver_connection.autocommit = False  # type: ignore[union-attr]
         connection.close()
     result.accepted = 1
     if inserted is None:

@@ -71,9 +71,11 @@ class Statements:
 
     def __init__(self) -> None:
         self.sent: list[str] = []
+        self.autocommit: list[bool] = []  # PostgreSQL: whether each was sent in autocommit
 
     def clear(self) -> None:
         self.sent.clear()
+        self.autocommit.clear()
 
     @property
     def dml(self) -> list[str]:
@@ -103,6 +105,7 @@ def statements(container: bootstrap.Container) -> Iterator[Statements]:
     class TracedCursor(psycopg.Cursor):  # type: ignore[type-arg]
         def execute(self, query: Any, params: Any = None, **options: Any) -> Any:
             record(str(query))
+            seen.autocommit.append(self.connection.autocommit)
             return super().execute(query, params, **options)
 
     def trace(dbapi_connection: Any, *_: Any) -> None:
@@ -157,6 +160,11 @@ def test_a_known_subscription_is_recorded_with_few_statements(
     if on_postgres:
         first = ["SELECT subscriptions", "WITH inserted, flagged, counted"]
         first.append("UPDATE subscriptions")  # last_notification_at: first time in this process
+        # The writes in autocommit: no BEGIN and COMMIT round trips; the pool gets the
+        # connection back as it lent it.
+        assert statements.autocommit[-2:] == [True, True]
+        with container.engine.connect() as connection:
+            assert connection.connection.driver_connection.autocommit is False
     else:
         first = [
             "SELECT subscriptions",

@@ -7,7 +7,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import DBAPIError
 
 import bootstrap
-from services import organizations
+from services import db, organizations
 from services.tables import Organization
 
 
@@ -37,4 +37,33 @@ def test_a_read_only_unit_cannot_write(container: bootstrap.Container) -> None:
     else:
         with container.uow(read_only=True) as uow:
             uow.session.execute(rename)  # SQLite: the deferred transaction is rolled back
+    assert _name(container, org_id) == "Readers"
+
+
+def test_postgres_pings_a_pooled_connection_only_after_it_sat_idle(
+    container: bootstrap.Container, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if container.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite connections are files, not sockets: nothing to ping")
+    org_id = _organization(container)
+    pings: list[object] = []
+    dialect = container.engine.dialect
+    real_ping = dialect.do_ping
+    monkeypatch.setattr(dialect, "do_ping", lambda conn: pings.append(conn) or real_ping(conn))
+
+    def backend_pid() -> int:
+        with container.engine.connect() as connection:
+            return int(connection.exec_driver_sql("SELECT pg_backend_pid()").scalar_one())
+
+    pid = backend_pid()
+    assert backend_pid() == pid  # the same pooled connection, used a moment ago: no ping
+    assert pings == []
+
+    # Its server process goes away (a restart, a failover) while it sits in the pool.
+    assert container.read_engine is not None  # another pool, so another connection
+    with container.read_engine.connect() as other:
+        other.exec_driver_sql(f"SELECT pg_terminate_backend({pid}, 5000)")  # waits for it
+    monkeypatch.setattr(db, "PING_AFTER_IDLE", 0.0)  # every pooled connection counts as idle
+    assert backend_pid() != pid  # pinged, found dead and replaced: the caller saw no error
+    assert pings
     assert _name(container, org_id) == "Readers"
