@@ -242,6 +242,8 @@ class _OnCursor:
 
     def __init__(self, statement: Any, dialect: Dialect, column_keys: Sequence[str] = ()) -> None:
         compiled = statement.compile(dialect=dialect, column_keys=list(column_keys) or None)
+        if compiled.post_compile_params or compiled.literal_execute_params:
+            raise ValueError("parameters rendered at execution (expanding IN) are not supported")
         self.sql = compiled.string
         self.positions = compiled.positiontup  # qmark order, None for named styles
         # (name in the SQL, key in the caller's parameters or None for a literal, the literal,

@@ -22,7 +22,8 @@ from typing import Any
 import psycopg
 import pytest
 from marshmallow import ValidationError
-from sqlalchemy import delete, event, select, update
+from sqlalchemy import bindparam, delete, event, select, update
+from sqlalchemy.dialects import sqlite as sqlite_dialect
 
 import bootstrap
 from services import metrics, notifications
@@ -477,3 +478,10 @@ def test_on_sqlite_the_webhook_writers_take_turns_on_a_file_lock(
         assert stored(uow_factory) == ["e1", "e2"]
     finally:
         os.close(other)
+
+
+def test_a_statement_with_an_expanding_parameter_is_not_run_on_the_cursor() -> None:
+    # Its SQL is only known at execution; _OnCursor renders once, so it refuses it up front.
+    expanding = select(Mailbox.id).where(Mailbox.id.in_(bindparam("ids", expanding=True)))
+    with pytest.raises(ValueError, match="expanding"):
+        notifications._OnCursor(expanding, sqlite_dialect.dialect())
