@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -133,10 +134,20 @@ def _require_json_body() -> None:
         raise UnsupportedMediaType("send the body as application/json")
 
 
+def _request_id_of(environ: Mapping[str, Any]) -> str:
+    """The caller's X-Request-Id (64 characters at most), or a new one."""
+    return environ.get("HTTP_X_REQUEST_ID", "")[:64] or uuid.uuid4().hex
+
+
 def _security_headers(response: Response) -> Response:
+    return _secured(response, request_id=g.get("request_id", ""))
+
+
+def _secured(response: Response, *, request_id: str) -> Response:
+    """The headers every answer carries."""
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("Referrer-Policy", "no-referrer")
-    response.headers["X-Request-Id"] = g.get("request_id", "")
+    response.headers["X-Request-Id"] = request_id
     return response
 
 
@@ -175,7 +186,7 @@ def create_app(settings: bootstrap.Settings | None = None) -> Flask:
 
     @app.before_request
     def _request_id() -> None:
-        g.request_id = request.headers.get("X-Request-Id", "")[:64] or uuid.uuid4().hex
+        g.request_id = _request_id_of(request.environ)
 
     init_api(app)  # authenticates API requests: who is asking comes before what they send
     app.register_blueprint(graph_webhooks.blueprint)
@@ -193,6 +204,12 @@ def create_app(settings: bootstrap.Settings | None = None) -> Flask:
 
     _register_health(app)
     _register_cli(app)
+    # Graph's plain notification batches are recorded and answered before Flask (the hot path).
+    app.wsgi_app = graph_webhooks.PlainBatches(  # type: ignore[method-assign]
+        app,
+        accepted=_secured(Response(status=202), request_id=""),
+        request_id=_request_id_of,
+    )
     return app
 
 

@@ -321,8 +321,7 @@ _PROCESS: weakref.WeakKeyDictionary[Engine, _Process] = weakref.WeakKeyDictionar
 
 
 def _process(uow: UnitOfWork) -> tuple[Engine, _Process]:
-    bind = uow.session.get_bind()
-    engine = bind.engine if isinstance(bind, Connection) else bind
+    engine = uow.engine
     state = _PROCESS.get(engine)
     if state is None:
         state = _PROCESS[engine] = _Process()
@@ -389,7 +388,7 @@ def record_notifications(
 ) -> Recorded:
     """Verify and record a batch; commits. Items that fail verification are dropped and logged."""
     now = now or utcnow()
-    ours = not uow.session.in_transaction()
+    ours = not uow.in_transaction()
     turn = _Turn(uow) if ours else None
     try:
         try:
@@ -401,7 +400,7 @@ def record_notifications(
                 raise
             uow.session.rollback()
             result, touched = _record(uow, provider, items, now, turn, trust_cache=False)
-        if uow.session.in_transaction():  # not when _record_one committed on its own
+        if uow.in_transaction():  # not when _record_one committed on its own
             uow.commit()
     finally:
         if turn is not None:

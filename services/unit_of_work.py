@@ -5,6 +5,7 @@ from __future__ import annotations
 from types import TracebackType
 from typing import Any, Self
 
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from services.db import READ_ONLY_OPTION
@@ -13,24 +14,38 @@ from services.db import READ_ONLY_OPTION
 class UnitOfWork:
     """`with uow_factory() as uow: ...; uow.commit()`. Leaving the block without commit rolls back.
 
-    Units of work are never shared between threads or requests: build one from the factory.
+    The Session is made when first used, so a unit of work that needs none (the webhook's
+    one-item batch writes on a DBAPI connection) does not pay for one. Units of work are never
+    shared between threads or requests: build one from the factory.
     """
 
     def __init__(self, session_factory: sessionmaker[Any], *, read_only: bool = False) -> None:
         self._session_factory = session_factory
         self._read_only = read_only
+        self._open = False
         self._session: Session | None = None
 
     @property
     def session(self) -> Session:
         if self._session is None:
-            raise RuntimeError("unit of work used outside its `with` block")
+            if not self._open:
+                raise RuntimeError("unit of work used outside its `with` block")
+            self._session = self._session_factory()
+            if self._read_only:
+                self._session.connection(execution_options={READ_ONLY_OPTION: True})
         return self._session
 
+    @property
+    def engine(self) -> Engine:
+        """The engine this unit of work's Session is bound to."""
+        return self._session_factory.kw["bind"]  # type: ignore[no-any-return]
+
+    def in_transaction(self) -> bool:
+        """Whether the Session has begun a transaction (False when no Session was made)."""
+        return self._session is not None and self._session.in_transaction()
+
     def __enter__(self) -> Self:
-        self._session = self._session_factory()
-        if self._read_only:
-            self._session.connection(execution_options={READ_ONLY_OPTION: True})
+        self._open = True
         return self
 
     def __exit__(
@@ -41,10 +56,10 @@ class UnitOfWork:
     ) -> None:
         # close() rolls back whatever was not committed and detaches the objects *unexpired*,
         # so the web layer can still serialize what a committed or read-only unit returned.
-        try:
-            self.session.close()
-        finally:
-            self._session = None
+        self._open = False
+        session, self._session = self._session, None
+        if session is not None:
+            session.close()
 
     def commit(self) -> None:
         self.session.commit()

@@ -6,18 +6,25 @@ time (items that fail are dropped and logged; none valid is 403). The valid item
 durably and their mailboxes' syncs enqueued (services.notifications), then 202. No provider call
 and no domain work: Graph wants an answer within 3 seconds and drops slow endpoints.
 
+PlainBatches, a WSGI middleware in front of Flask, records Graph's common case, a plainly
+valid change batch whose items all verify, and answers its 202 without Flask's per-request
+machinery (which cost about as much CPU as recording). Everything else is handed to the Flask
+route below, which checks and answers as described.
+
 https://learn.microsoft.com/graph/change-notifications-delivery-webhooks
 https://learn.microsoft.com/graph/change-notifications-lifecycle-events
 """
 
 from __future__ import annotations
 
+import io
+import json
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final, NoReturn
 
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Flask, Response, current_app, request
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 from werkzeug.exceptions import (
     BadRequest,
@@ -28,14 +35,18 @@ from werkzeug.exceptions import (
     UnsupportedMediaType,
 )
 
-from services.notifications import Incoming, record_notifications
+from services.notifications import Incoming, Recorded, record_notifications
 from services.tables import Provider
 
-__all__ = ["blueprint"]
+__all__ = ["PlainBatches", "blueprint"]
 
 log = logging.getLogger(__name__)
 
 blueprint = Blueprint("webhooks_graph", __name__, url_prefix="/webhooks/graph")
+NOTIFICATIONS_PATH: Final = "/webhooks/graph/notifications"
+# What PlainBatches did with a request it hands to the Flask route: the Recorded of a batch
+# with no item verified, or the exception recording raised. The route answers from it.
+_HANDED_OVER: Final = "meeting_to_crm.graph_notifications.recorded"
 
 # Graph batches notifications without a documented maximum; a burst for many mailboxes can
 # come as thousands of items (~450 bytes each). Refusing a real batch loses it for good, so
@@ -109,6 +120,9 @@ def _receive(
     to_incoming: Any,
     plain: Callable[[dict[str, Any]], list[Incoming] | None] | None = None,
 ) -> Response:
+    handed_over = request.environ.pop(_HANDED_OVER, None)
+    if isinstance(handed_over, Exception):
+        raise handed_over  # PlainBatches could not record: answered as an error here
     token = request.args.get("validationToken")
     if token is not None:
         return _validation_answer(token)
@@ -125,12 +139,95 @@ def _receive(
             _refuse(BadRequest("the notification batch is not valid"), invalid.messages)
         incoming = [to_incoming(item) for item in loaded]
     container = current_app.extensions["container"]
-    with container.uow() as uow:
-        recorded = record_notifications(uow, Provider.MICROSOFT, incoming)
-    if recorded.accepted == 0 and recorded.rejected > 0:
+    recorded = handed_over if handed_over is not None else _record(container, incoming)
+    if not _accepted(container, recorded):
         _refuse(Forbidden("no notification in the batch could be verified"))
-    _enqueue(container, recorded.mailboxes_to_sync, recorded.lifecycle_ids)
     return Response(status=202)
+
+
+def _record(container: Any, incoming: list[Incoming]) -> Recorded:
+    with container.uow() as uow:
+        return record_notifications(uow, Provider.MICROSOFT, incoming)
+
+
+def _accepted(container: Any, recorded: Recorded) -> bool:
+    """Enqueue what the recording asks for; False when nothing in the batch verified (403)."""
+    if recorded.accepted == 0 and recorded.rejected > 0:
+        return False
+    _enqueue(container, recorded.mailboxes_to_sync, recorded.lifecycle_ids)
+    return True
+
+
+class PlainBatches:
+    """WSGI middleware: a POST to the notificationUrl carrying a plainly valid change batch
+    (application/json, a Content-Length within MAX_BODY_BYTES, JSON that _plain_changes reads)
+    is recorded here and answered 202, the same answer as the route's. Any other request, a
+    batch with no item verified, or a failure to record goes to `wsgi_app` (the Flask app),
+    with the body put back and what was done attached (_HANDED_OVER), so the route answers it
+    in the app's error shape without recording twice.
+
+    Install it as `app.wsgi_app = PlainBatches(app, ...)`. `accepted` is the app's 202 as its
+    hooks finish it; its X-Request-Id is replaced per request by `request_id(environ)`.
+    """
+
+    def __init__(
+        self,
+        app: Flask,
+        *,
+        accepted: Response,
+        request_id: Callable[[Mapping[str, Any]], str],
+    ) -> None:
+        self.wsgi_app = app.wsgi_app
+        self.extensions = app.extensions  # the container, read per request as the route does
+        self.request_id = request_id
+        self.status = accepted.status
+        self.headers = [
+            (name, value)
+            # As the response would send them (Content-Length is added then); no Location to fix.
+            for name, value in accepted.get_wsgi_headers({}).to_wsgi_list()
+            if name.lower() != "x-request-id"
+        ]
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        incoming = self._plain_batch(environ)
+        if incoming is not None:
+            container = self.extensions["container"]
+            try:
+                recorded = _record(container, incoming)
+            except Exception as error:  # noqa: BLE001 - the route answers it, logged there
+                environ[_HANDED_OVER] = error
+            else:
+                if _accepted(container, recorded):
+                    start_response(
+                        self.status, [*self.headers, ("X-Request-Id", self.request_id(environ))]
+                    )
+                    return []
+                environ[_HANDED_OVER] = recorded
+        return self.wsgi_app(environ, start_response)
+
+    @staticmethod
+    def _plain_batch(environ: dict[str, Any]) -> list[Incoming] | None:
+        """The items when the request is a plainly valid change batch, None otherwise."""
+        if (
+            environ.get("PATH_INFO") != NOTIFICATIONS_PATH
+            or environ.get("REQUEST_METHOD") != "POST"
+            or environ.get("QUERY_STRING")  # the validation handshake, or something unusual
+            or environ.get("HTTP_TRANSFER_ENCODING")  # chunked: no length to check (411)
+        ):
+            return None
+        mimetype = environ.get("CONTENT_TYPE", "").partition(";")[0].strip().lower()
+        length = environ.get("CONTENT_LENGTH", "")
+        if not (mimetype == "application/json" and length.isascii() and length.isdigit()):
+            return None
+        if not 0 < int(length) <= MAX_BODY_BYTES:
+            return None
+        body = environ["wsgi.input"].read(int(length))
+        environ["wsgi.input"] = io.BytesIO(body)  # for the route, if the request goes there
+        try:
+            parsed = json.loads(body)
+        except (ValueError, RecursionError):
+            return None
+        return _plain_changes(parsed) if type(parsed) is dict else None
 
 
 def _validation_answer(token: str) -> Response:

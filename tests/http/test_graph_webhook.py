@@ -8,16 +8,20 @@ from __future__ import annotations
 import datetime as dt
 import json
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from flask import Flask, request, request_started
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
 import bootstrap
+from services import metrics
 from services.tables import InboundNotification, Mailbox, Subscription
 from tests.conftest import Tenant, table_counts
 from tests.helpers import assert_error
+from webhooks import graph as graph_webhooks
 
 NOTIFY = "/webhooks/graph/notifications"
 LIFECYCLE = "/webhooks/graph/lifecycle"
@@ -276,3 +280,102 @@ class TestRecording:
         }
         assert_error(post(client, [item], LIFECYCLE), 400)
         assert recorded(container) == []
+
+
+class TestPlainBatchesBeforeFlask:
+    """Graph's plain batches are recorded and answered by webhooks.graph.PlainBatches, before
+    Flask; everything else, and every answer but the 202, comes from the Flask route."""
+
+    @pytest.fixture
+    def through_flask(self, app: Flask) -> Iterator[list[str]]:
+        """The paths of the requests that reached Flask's request handling."""
+        paths: list[str] = []
+
+        def started(sender: Flask, **extra: Any) -> None:
+            paths.append(request.path)
+
+        with request_started.connected_to(started, app):
+            yield paths
+
+    def test_a_plain_batch_is_answered_before_flask_as_the_route_answers_it(
+        self,
+        client: FlaskClient,
+        container: bootstrap.Container,
+        subscription: Subscription,
+        through_flask: list[str],
+    ) -> None:
+        body = {"value": [change(subscription, "a")]}
+        before = client.post(NOTIFY, json=body, headers={"X-Request-Id": "graph-1"})
+        assert before.status_code == 202
+        assert through_flask == []
+        # A query string is not Graph's plain case: the Flask route records and answers it.
+        body = {"value": [change(subscription, "b")]}
+        route = client.post(NOTIFY + "?via=route", json=body, headers={"X-Request-Id": "graph-2"})
+        assert route.status_code == 202
+        assert through_flask == [NOTIFY]
+        assert before.headers["X-Request-Id"] == "graph-1"
+        assert route.headers["X-Request-Id"] == "graph-2"
+        assert before.get_data() == route.get_data() == b""
+
+        def others(answer: Any) -> list[tuple[str, str]]:
+            return sorted((k, v) for k, v in answer.headers.items() if k != "X-Request-Id")
+
+        assert others(before) == others(route)
+        assert sorted(row.payload["event_id"] for row in recorded(container)) == ["a", "b"]
+        unnamed = client.post(NOTIFY, json={"value": [change(subscription, "c")]})
+        assert len(unnamed.headers["X-Request-Id"]) == 32  # a new id when the sender gave none
+
+    def test_a_batch_with_nothing_verified_is_refused_by_the_route_and_counted_once(
+        self,
+        client: FlaskClient,
+        container: bootstrap.Container,
+        subscription: Subscription,
+        through_flask: list[str],
+    ) -> None:
+        answer = post(client, [change(subscription, client_state="forged")])
+        assert_error(answer, 403, "forbidden")
+        assert through_flask == [NOTIFY]  # handed over, with what was recorded
+        with container.uow() as uow:
+            counters = metrics.snapshot_counters(uow)
+        assert counters["mtc_notifications_rejected_total"] == 1
+        assert "mtc_notifications_received_total" not in counters
+        assert recorded(container) == []
+
+    def test_a_failure_to_record_is_answered_by_the_route_without_recording_again(
+        self,
+        client: FlaskClient,
+        subscription: Subscription,
+        through_flask: list[str],
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        calls: list[int] = []
+
+        def unreachable_database(*args: Any, **kwargs: Any) -> None:
+            calls.append(len(calls))
+            raise ConnectionError("the database is unreachable")
+
+        monkeypatch.setattr(graph_webhooks, "record_notifications", unreachable_database)
+        answer = client.post(
+            NOTIFY, json={"value": [change(subscription)]}, headers={"X-Request-Id": "graph-3"}
+        )
+        body = assert_error(answer, 500, "internal_error")
+        assert "graph-3" in body["message"]
+        assert calls == [0]
+        assert through_flask == [NOTIFY]
+
+    @pytest.mark.parametrize(
+        "content_type", ["application/json; charset=utf-8", "Application/JSON"]
+    )
+    def test_json_with_parameters_or_capitals_is_plain_too(
+        self,
+        client: FlaskClient,
+        container: bootstrap.Container,
+        subscription: Subscription,
+        through_flask: list[str],
+        content_type: str,
+    ) -> None:
+        data = json.dumps({"value": [change(subscription)]})
+        answer = client.post(NOTIFY, data=data, content_type=content_type)
+        assert answer.status_code == 202
+        assert through_flask == []
+        assert len(recorded(container)) == 1

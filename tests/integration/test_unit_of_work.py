@@ -1,14 +1,17 @@
-"""Units of work: a read-only one never leaves a write behind, on either backend."""
+"""Units of work: a Session only when used; a read-only one never leaves a write behind, on
+either backend."""
 
 from __future__ import annotations
 
 import pytest
 from sqlalchemy import select, update
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session, sessionmaker
 
 import bootstrap
 from services import db, organizations
 from services.tables import Organization
+from services.unit_of_work import UnitOfWork
 
 
 def _organization(container: bootstrap.Container) -> int:
@@ -21,6 +24,37 @@ def _organization(container: bootstrap.Container) -> int:
 def _name(container: bootstrap.Container, org_id: int) -> str | None:
     with container.uow(read_only=True) as uow:
         return uow.session.scalar(select(Organization.name).where(Organization.id == org_id))
+
+
+class _CountingFactory:
+    """A sessionmaker stand-in that remembers the Sessions it made."""
+
+    def __init__(self, factory: sessionmaker[Session]) -> None:
+        self.factory = factory
+        self.kw = factory.kw
+        self.made: list[Session] = []
+
+    def __call__(self) -> Session:
+        self.made.append(self.factory())
+        return self.made[-1]
+
+
+def test_a_unit_of_work_makes_its_session_when_first_used(
+    container: bootstrap.Container,
+) -> None:
+    factory = _CountingFactory(container.uow.session_factory)
+    unit = UnitOfWork(factory)  # type: ignore[arg-type]
+    with unit as uow:
+        assert uow.engine is container.engine
+        assert not uow.in_transaction()
+    assert factory.made == []  # entered and left without a query: no Session
+    with unit as uow:
+        uow.session.scalar(select(Organization.id).limit(1))
+        assert uow.in_transaction()
+        assert uow.session is factory.made[0]  # one Session for the whole unit
+    assert len(factory.made) == 1
+    with pytest.raises(RuntimeError, match="outside its `with` block"):
+        _ = uow.session
 
 
 def test_a_read_only_unit_cannot_write(container: bootstrap.Container) -> None:
