@@ -71,8 +71,11 @@ log = logging.getLogger(__name__)
 
 # How long a process trusts a subscription it read (seconds; see the module's docstring).
 SUBSCRIPTION_TTL: Final = 10.0
-# A subscription's or mailbox's last_notification_at is rewritten at most this often per process.
-TOUCH_EVERY: Final = dt.timedelta(seconds=5)
+# A subscription's or mailbox's last_notification_at is rewritten at most this often per process:
+# it is shown on the health page, where a minute is precise enough, and each rewrite is a round
+# trip; with thousands of mailboxes a process meets each one rarely, so a short period would
+# rewrite them on nearly every notification.
+TOUCH_EVERY: Final = dt.timedelta(seconds=60)
 _CACHE_LIMIT: Final = 50_000  # entries per database; expired ones are dropped beyond it
 
 _RECEIVED: Final = metrics.counter_name("mtc_notifications_received_total")
@@ -460,12 +463,13 @@ def _record(
             }
         )
     touched: list[tuple[Any, ...]] = []
+    if len(rows) == 1 and not result.rejected and turn is not None:
+        engine, state = _process(uow)
+        return _record_one(engine, provider, rows[0], now, state, result, turn)
     if turn is not None:
         turn.take()
     if rows:
         engine, state = _process(uow)
-        if len(rows) == 1 and not result.rejected and turn is not None:
-            return _record_one(engine, provider, rows[0], now, state, result)
         connection = _connection(uow)  # on SQLite: BEGIN IMMEDIATE, the write lock
         inserted = _insert_new(connection, rows)
         result.accepted = len(rows)
@@ -495,12 +499,14 @@ def _record_one(
     now: dt.datetime,
     state: _Process,
     result: Recorded,
+    turn: _Turn,
 ) -> tuple[Recorded, list[tuple[Any, ...]]]:
     """_record's writes for one verified item, committed, on a DBAPI connection of the pool
     (the unit of work's Session is never used): on PostgreSQL one statement (_ONE_ON_POSTGRES)
     in autocommit, one round trip; on SQLite the row, the mailbox's flag and the counter in one
-    BEGIN IMMEDIATE transaction. last_notification_at, when due, is written after them (on
-    PostgreSQL in its own transaction: a lost touch only makes the next one due)."""
+    BEGIN IMMEDIATE transaction, the writers' turn taken just before it and given up just after
+    the commit. last_notification_at, when due, is written after them (on PostgreSQL in its own
+    transaction: a lost touch only makes the next one due)."""
     if state.on_cursor is None:
         state.on_cursor = _on_cursor(engine.dialect)
     statements = state.on_cursor
@@ -520,6 +526,7 @@ def _record_one(
         if autocommit:
             inserted, flagged = statements["one"].run(cursor, params)[0]
         else:
+            turn.take()
             cursor.execute("BEGIN IMMEDIATE")
             found = statements["insert"].run(cursor, params)
             inserted = found[0][1] if found else None
@@ -539,6 +546,7 @@ def _record_one(
                 touched.append(mailbox)
         cursor.close()
         connection.commit()
+        turn.release()  # the rest (the pool's checkin) needs no write lock
     except engine.dialect.loaded_dbapi.IntegrityError as refused:
         connection.rollback()
         raise IntegrityError(None, None, refused) from refused  # record_notifications retries

@@ -480,6 +480,38 @@ def test_on_sqlite_the_webhook_writers_take_turns_on_a_file_lock(
         os.close(other)
 
 
+def test_on_sqlite_a_one_item_batch_gives_up_its_turn_once_committed(
+    uow_factory: UnitOfWorkFactory, mailboxes: dict[str, int], container: bootstrap.Container
+) -> None:
+    database = container.engine.url.database
+    if container.engine.dialect.name != "sqlite" or not database:
+        pytest.skip("SQLite's write lock")
+    path = f"{database}-webhook-writers"
+    record(uow_factory, change("e1"))  # the lock file exists from here on
+    turn_free_at_checkin: list[bool] = []
+
+    def checked_in(dbapi_connection: Any, connection_record: Any) -> None:
+        other = os.open(path, os.O_RDWR)
+        try:
+            fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(other, fcntl.LOCK_UN)
+            turn_free_at_checkin.append(True)
+        except BlockingIOError:
+            turn_free_at_checkin.append(False)
+        finally:
+            os.close(other)
+
+    event.listen(container.engine, "checkin", checked_in)
+    try:
+        record(uow_factory, change("e2"))
+    finally:
+        event.remove(container.engine, "checkin", checked_in)
+    assert stored(uow_factory) == ["e1", "e2"]
+    # The writing connection goes back to the pool after the other writers' turn is free.
+    assert turn_free_at_checkin
+    assert all(turn_free_at_checkin)
+
+
 def test_a_statement_with_an_expanding_parameter_is_not_run_on_the_cursor() -> None:
     # Its SQL is only known at execution; _OnCursor renders once, so it refuses it up front.
     expanding = select(Mailbox.id).where(Mailbox.id.in_(bindparam("ids", expanding=True)))
