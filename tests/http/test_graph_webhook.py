@@ -305,22 +305,22 @@ class TestPlainBatchesBeforeFlask:
         through_flask: list[str],
     ) -> None:
         body = {"value": [change(subscription, "a")]}
-        before = client.post(NOTIFY, json=body, headers={"X-Request-Id": "graph-1"})
-        assert before.status_code == 202
+        plain = client.post(NOTIFY, json=body, headers={"X-Request-Id": "graph-1"})
+        assert plain.status_code == 202
         assert through_flask == []
         # A query string is not Graph's plain case: the Flask route records and answers it.
         body = {"value": [change(subscription, "b")]}
         route = client.post(NOTIFY + "?via=route", json=body, headers={"X-Request-Id": "graph-2"})
         assert route.status_code == 202
         assert through_flask == [NOTIFY]
-        assert before.headers["X-Request-Id"] == "graph-1"
+        assert plain.headers["X-Request-Id"] == "graph-1"
         assert route.headers["X-Request-Id"] == "graph-2"
-        assert before.get_data() == route.get_data() == b""
+        assert plain.get_data() == route.get_data() == b""
 
         def others(answer: Any) -> list[tuple[str, str]]:
             return sorted((k, v) for k, v in answer.headers.items() if k != "X-Request-Id")
 
-        assert others(before) == others(route)
+        assert others(plain) == others(route)
         assert sorted(row.payload["event_id"] for row in recorded(container)) == ["a", "b"]
         unnamed = client.post(NOTIFY, json={"value": [change(subscription, "c")]})
         assert len(unnamed.headers["X-Request-Id"]) == 32  # a new id when the sender gave none

@@ -456,15 +456,20 @@ def test_plain_batches_are_read_as_the_schema_reads_them() -> None:
 # --------------------------------------------------------------------------- SQLite writers
 
 
-def test_on_sqlite_the_webhook_writers_take_turns_on_a_file_lock(
-    uow_factory: UnitOfWorkFactory, mailboxes: dict[str, int], container: bootstrap.Container
-) -> None:
+@pytest.fixture
+def writers_lock(container: bootstrap.Container) -> str:
+    """The file SQLite's webhook writers take turns on (skips on PostgreSQL)."""
     database = container.engine.url.database
     if container.engine.dialect.name != "sqlite" or not database:
         pytest.skip("SQLite's write lock")
+    return f"{database}-webhook-writers"
+
+
+def test_on_sqlite_the_webhook_writers_take_turns_on_a_file_lock(
+    uow_factory: UnitOfWorkFactory, mailboxes: dict[str, int], writers_lock: str
+) -> None:
     record(uow_factory, change("e1"))
-    path = f"{database}-webhook-writers"
-    other = os.open(path, os.O_RDWR)  # another process's turn, as far as flock() is concerned
+    other = os.open(writers_lock, os.O_RDWR)  # another process, as far as flock() is concerned
     try:
         fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)  # free: released after the commit
         waiting = threading.Thread(target=record, args=(uow_factory, change("e2")))
@@ -481,17 +486,16 @@ def test_on_sqlite_the_webhook_writers_take_turns_on_a_file_lock(
 
 
 def test_on_sqlite_a_one_item_batch_gives_up_its_turn_once_committed(
-    uow_factory: UnitOfWorkFactory, mailboxes: dict[str, int], container: bootstrap.Container
+    uow_factory: UnitOfWorkFactory,
+    mailboxes: dict[str, int],
+    container: bootstrap.Container,
+    writers_lock: str,
 ) -> None:
-    database = container.engine.url.database
-    if container.engine.dialect.name != "sqlite" or not database:
-        pytest.skip("SQLite's write lock")
-    path = f"{database}-webhook-writers"
     record(uow_factory, change("e1"))  # the lock file exists from here on
     turn_free_at_checkin: list[bool] = []
 
     def checked_in(dbapi_connection: Any, connection_record: Any) -> None:
-        other = os.open(path, os.O_RDWR)
+        other = os.open(writers_lock, os.O_RDWR)
         try:
             fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
             fcntl.flock(other, fcntl.LOCK_UN)
