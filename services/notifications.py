@@ -13,10 +13,12 @@ once, so SQLAlchemy compiles each once per process, and no ORM object is loaded.
 are looked up before the write transaction starts (on SQLite that transaction holds the
 database's write lock) and kept for SUBSCRIPTION_TTL seconds in each process; a one-item batch
 then writes with three statements: the row, the mailbox's coalescing flag, the counter (on
-PostgreSQL one statement does all three). A one-item batch, the common case, runs them on a
-DBAPI connection from the engine's pool (_OnCursor: the same SQL and bind processing, without
-the Session's and SQLAlchemy's per-execution work, which cost more CPU than the writes). On
-SQLite the webhook's writers queue on a file lock for their turn (see _Turn).
+PostgreSQL one statement does all three). A one-item batch, the common case, runs them past
+the Session (_OnCursor: the same SQL and bind processing, without the Session's and
+SQLAlchemy's per-execution work, which cost more CPU than the writes): on SQLite on a DBAPI
+connection from the engine's pool, the webhook's writers queuing on a file lock for their turn
+(see _Turn); on PostgreSQL on a connection each process keeps, prepared and run through libpq
+(see _OwnConnection).
 `last_notification_at` of a subscription or mailbox is written when this process has not
 written it in the last TOUCH_EVERY, not on every notification.
 
@@ -39,15 +41,30 @@ import hmac
 import json
 import logging
 import os
+import re
 import threading
 import time
 import weakref
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Final, NamedTuple, cast
 
-from sqlalchemy import ColumnElement, Connection, Dialect, Engine, Table, bindparam, select, update
+import psycopg
+from psycopg import pq
+from psycopg.adapt import PyFormat, Transformer
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Dialect,
+    Engine,
+    Table,
+    bindparam,
+    event,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.dml import Insert
@@ -261,14 +278,91 @@ class _OnCursor:
             for bind, name in compiled.bind_names.items()
         ]
 
-    def run(self, cursor: Any, params: Mapping[str, Any]) -> list[Any]:
+    def values(self, params: Mapping[str, Any]) -> dict[str, Any]:
         values = {}
         for name, key, literal, process in self.binds:
             value = literal if key is None else params[key]
             values[name] = value if process is None else process(value)
+        return values
+
+    def run(self, cursor: Any, params: Mapping[str, Any]) -> list[Any]:
+        values = self.values(params)
         bound = values if self.positions is None else [values[name] for name in self.positions]
         cursor.execute(self.sql, bound)
         return cursor.fetchall() if cursor.description else []
+
+
+class _OwnConnection:
+    """PostgreSQL: a connection of the engine's pool that this process keeps for the one-item
+    write, in autocommit, each statement prepared on it once and run through libpq itself.
+    psycopg's cursor (adaptation, its prepared-statement cache, its wait loop) and the pool's
+    checkout and checkin cost more CPU than the round trip (docs/benchmarks.md, run P). One
+    thread uses it at a time (`lock`); another meanwhile takes a connection from the pool."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.pid = os.getpid()
+        self.lock = threading.Lock()
+        self.lost = False  # closed, or the server went away: the next write makes a new one
+        self._proxy = engine.raw_connection()
+        connection = cast(psycopg.Connection[Any], self._proxy.driver_connection)
+        connection.autocommit = True
+        self._encoding = connection.info.encoding
+        self._pgconn = connection.pgconn
+        self._transformer = Transformer(connection)
+        # statement -> (its name on the server, its parameters in $n order, their formats)
+        self._prepared: dict[_OnCursor, tuple[bytes, list[str], list[PyFormat]]] = {}
+
+    def run(self, statement: _OnCursor, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+        """Run `statement`; its rows. Raises psycopg's error for an error of the server, and
+        _ConnectionLost (the connection closed) when the connection is gone."""
+        prepared = self._prepared.get(statement) or self._prepare(statement)
+        name, order, formats = prepared
+        values = statement.values(params)
+        dumped = self._transformer.dump_sequence([values[key] for key in order], formats)
+        # libpq reads None as NULL; psycopg's stubs do not say so.
+        result = self._checked(lambda: self._pgconn.exec_prepared(name, dumped))  # type: ignore[arg-type]
+        self._transformer.set_pgresult(result)
+        return self._transformer.load_rows(0, result.ntuples, tuple)
+
+    def close(self) -> None:
+        """Close the connection (it is not given back to the pool: it has prepared statements)."""
+        if not self.lost:
+            self.lost = True
+            self._proxy.invalidate()
+
+    def _prepare(self, statement: _OnCursor) -> tuple[bytes, list[str], list[PyFormat]]:
+        order: list[str] = []
+
+        def numbered(match: re.Match[str]) -> str:
+            if match.group(1) is None:
+                return "%"  # pyformat's %%
+            if match.group(1) not in order:
+                order.append(match.group(1))
+            return f"${order.index(match.group(1)) + 1}"
+
+        name = f"mtc_{len(self._prepared)}".encode()
+        sql = re.sub(r"%\((\w+)\)s|%%", numbered, statement.sql).encode(self._encoding)
+        self._checked(lambda: self._pgconn.prepare(name, sql))
+        # As text: every placeholder is cast in the SQL, so the server knows what it parses.
+        prepared = self._prepared[statement] = (name, order, [PyFormat.TEXT] * len(order))
+        return prepared
+
+    def _checked(self, send: Callable[[], Any]) -> Any:
+        try:
+            result = send()
+        except psycopg.OperationalError as error:  # closed before it was sent
+            self.close()
+            raise _ConnectionLost(str(error)) from error
+        if result.status in (pq.ExecStatus.COMMAND_OK, pq.ExecStatus.TUPLES_OK):
+            return result
+        if self._pgconn.status != pq.ConnStatus.OK:
+            self.close()
+            raise _ConnectionLost(result.error_message.decode(self._encoding, "replace"))
+        raise psycopg.errors.error_from_result(result, encoding=self._encoding)
+
+
+class _ConnectionLost(Exception):
+    """The process's own PostgreSQL connection broke."""
 
 
 _ROW_KEYS: Final = (
@@ -318,6 +412,26 @@ class _Process:
         self.writers_pid = 0
         self.writers_thread_lock = threading.Lock()
         self.on_cursor: dict[str, _OnCursor] | None = None  # _on_cursor(its dialect)
+        self.own: _OwnConnection | None = None  # PostgreSQL: see _own_connection
+
+
+# Own connections a forked child found: its parent's, never to be used nor closed (closing
+# would end the parent's session on the shared socket); kept so no finalizer runs on them.
+_FORKED_AWAY: list[_OwnConnection] = []
+_OWN_LOCK: Final = threading.Lock()
+
+
+def _own_connection(engine: Engine, state: _Process) -> _OwnConnection | None:
+    """This process's own connection to `engine`, locked for the caller (release its lock);
+    None when another thread is using it."""
+    with _OWN_LOCK:
+        own = state.own
+        if own is not None and own.pid != os.getpid():
+            _FORKED_AWAY.append(own)
+            own = None
+        if own is None or own.lost:
+            own = state.own = _OwnConnection(engine)
+    return own if own.lock.acquire(blocking=False) else None
 
 
 _PROCESS: weakref.WeakKeyDictionary[Engine, _Process] = weakref.WeakKeyDictionary()
@@ -328,7 +442,17 @@ def _process(uow: UnitOfWork) -> tuple[Engine, _Process]:
     state = _PROCESS.get(engine)
     if state is None:
         state = _PROCESS[engine] = _Process()
+        event.listen(engine, "engine_disposed", partial(_disposed, state))
     return engine, state
+
+
+def _disposed(state: _Process, _engine: Engine) -> None:
+    """The engine's connections are closed: so is this process's own (a database is dropped
+    or the app stops)."""
+    with _OWN_LOCK:
+        own, state.own = state.own, None
+    if own is not None and own.pid == os.getpid():
+        own.close()
 
 
 class _Turn:
@@ -501,52 +625,129 @@ def _record_one(
     result: Recorded,
     turn: _Turn,
 ) -> tuple[Recorded, list[tuple[Any, ...]]]:
-    """_record's writes for one verified item, committed, on a DBAPI connection of the pool
-    (the unit of work's Session is never used): on PostgreSQL one statement (_ONE_ON_POSTGRES)
-    in autocommit, one round trip; on SQLite the row, the mailbox's flag and the counter in one
-    BEGIN IMMEDIATE transaction, the writers' turn taken just before it and given up just after
-    the commit. last_notification_at, when due, is written after them (on PostgreSQL in its own
+    """_record's writes for one verified item, committed, without the unit of work's Session:
+    on PostgreSQL one statement (_ONE_ON_POSTGRES) in autocommit, one round trip, on the
+    process's own connection (_OwnConnection) or, when another thread has it, on one of the
+    pool; on SQLite the row, the mailbox's flag and the counter in one BEGIN IMMEDIATE
+    transaction, the writers' turn taken just before it and given up just after the commit.
+    last_notification_at, when due, is written after them (on PostgreSQL in its own
     transaction: a lost touch only makes the next one due)."""
     if state.on_cursor is None:
         state.on_cursor = _on_cursor(engine.dialect)
-    statements = state.on_cursor
     params = {f"r_{key}": value for key, value in row.items()}
     params.update(row, b_now=now, m_name=_RECEIVED, m_value=1)
     params.update(b_org=row["org_id"], b_provider=provider, b_address=row["mailbox"])
     params["b_id"] = row["subscription_id"]
-    subscription = ("s", row["subscription_id"])
-    mailbox = ("m", row["org_id"], provider, row["mailbox"])
-    touched: list[tuple[Any, ...]] = []
+    write = _WriteOne(state, state.on_cursor, params, row, now)
+    if "one" in state.on_cursor:
+        own = _own_connection(engine, state)
+        done = False
+        if own is not None:
+            try:
+                write.on_postgres(own.run)
+                done = True
+            except _ConnectionLost:
+                pass  # what is left is written through the pool
+            except psycopg.IntegrityError as refused:
+                raise IntegrityError(None, None, refused) from refused  # retried by the caller
+            finally:
+                own.lock.release()
+        if not done:
+            _on_pooled(engine, lambda cursor: write.on_postgres(partial(_run_on, cursor)))
+    else:
+        # The rest (the pool's checkin) needs no write lock.
+        _on_pooled(engine, lambda cursor: write.on_sqlite(cursor, turn), committed=turn.release)
+    result.accepted = 1
+    if write.inserted is None:
+        result.duplicates += 1
+    elif row["kind"] == "lifecycle":
+        result.lifecycle_ids = [write.inserted]
+    elif write.flagged is not None:
+        result.mailboxes_to_sync = [write.flagged]
+    return result, write.touched
+
+
+_Run = Callable[[_OnCursor, Mapping[str, Any]], list[Any]]
+
+
+def _run_on(cursor: Any, statement: _OnCursor, params: Mapping[str, Any]) -> list[Any]:
+    return statement.run(cursor, params)
+
+
+class _WriteOne:
+    """The statements of _record_one, run by a `run(statement, params)` of either kind."""
+
+    def __init__(
+        self,
+        state: _Process,
+        statements: dict[str, _OnCursor],
+        params: dict[str, Any],
+        row: dict[str, Any],
+        now: dt.datetime,
+    ) -> None:
+        self.state = state
+        self.statements = statements
+        self.params = params
+        self.row = row
+        self.now = now
+        self.inserted: int | None = None  # the new row's id
+        self.flagged: int | None = None  # the mailbox this request flagged
+        self.written = False  # the row, the flag and the counter
+        self.touched: list[tuple[Any, ...]] = []
+
+    def on_postgres(self, run: _Run) -> None:
+        """Again after a lost connection: the statement that succeeded is not run twice (the
+        row would count as a duplicate, and the mailbox it flagged would not be enqueued)."""
+        if not self.written:
+            self.inserted, self.flagged = run(self.statements["one"], self.params)[0]
+            self.written = True
+        self._touch(run)
+
+    def on_sqlite(self, cursor: Any, turn: _Turn) -> None:
+        statements, params = self.statements, self.params
+        run = partial(_run_on, cursor)
+        turn.take()
+        cursor.execute("BEGIN IMMEDIATE")
+        found = run(statements["insert"], params)
+        self.inserted = found[0][1] if found else None
+        if self.inserted is not None and self.row["kind"] == "change":
+            flagged = run(statements["flag"], params)
+            self.flagged = flagged[0][0] if flagged else None
+        run(statements["count"], params)
+        self._touch(run)
+
+    def _touch(self, run: _Run) -> None:
+        state, row, now = self.state, self.row, self.now
+        self.touched = []
+        subscription = ("s", row["subscription_id"])
+        mailbox = ("m", row["org_id"], row["provider"], row["mailbox"])
+        if _due(state, subscription, now):
+            run(self.statements["touch_subscription"], self.params)
+            self.touched.append(subscription)
+        if self.inserted is not None and row["kind"] == "change":
+            if self.flagged is not None:
+                self.touched.append(mailbox)
+            elif _due(state, mailbox, now):
+                run(self.statements["touch_mailbox"], self.params)
+                self.touched.append(mailbox)
+
+
+def _on_pooled(
+    engine: Engine, work: Callable[[Any], None], *, committed: Callable[[], None] | None = None
+) -> None:
+    """Run `work(cursor)` on a DBAPI connection of the pool and commit, then `committed()`.
+    In autocommit on PostgreSQL: each statement is its own transaction."""
+    autocommit = engine.dialect.name == "postgresql"
     connection = engine.raw_connection()
-    autocommit = "one" in statements  # PostgreSQL: one atomic statement needs no BEGIN/COMMIT
     try:
         if autocommit:
             connection.driver_connection.autocommit = True  # type: ignore[union-attr]
         cursor = connection.cursor()
-        if autocommit:
-            inserted, flagged = statements["one"].run(cursor, params)[0]
-        else:
-            turn.take()
-            cursor.execute("BEGIN IMMEDIATE")
-            found = statements["insert"].run(cursor, params)
-            inserted = found[0][1] if found else None
-            flagged = None
-            if inserted is not None and row["kind"] == "change":
-                flagged_rows = statements["flag"].run(cursor, params)
-                flagged = flagged_rows[0][0] if flagged_rows else None
-            statements["count"].run(cursor, params)
-        if _due(state, subscription, now):
-            statements["touch_subscription"].run(cursor, params)
-            touched.append(subscription)
-        if inserted is not None and row["kind"] == "change":
-            if flagged is not None:
-                touched.append(mailbox)
-            elif _due(state, mailbox, now):
-                statements["touch_mailbox"].run(cursor, params)
-                touched.append(mailbox)
+        work(cursor)
         cursor.close()
         connection.commit()
-        turn.release()  # the rest (the pool's checkin) needs no write lock
+        if committed is not None:
+            committed()
     except engine.dialect.loaded_dbapi.IntegrityError as refused:
         connection.rollback()
         raise IntegrityError(None, None, refused) from refused  # record_notifications retries
@@ -557,14 +758,6 @@ def _record_one(
         if autocommit and not connection.driver_connection.closed:  # type: ignore[union-attr]
             connection.driver_connection.autocommit = False  # type: ignore[union-attr]
         connection.close()
-    result.accepted = 1
-    if inserted is None:
-        result.duplicates += 1
-    elif row["kind"] == "lifecycle":
-        result.lifecycle_ids = [inserted]
-    elif flagged is not None:
-        result.mailboxes_to_sync = [flagged]
-    return result, touched
 
 
 def channel_is_valid(

@@ -68,7 +68,9 @@ def mailboxes(uow_factory: UnitOfWorkFactory, tenant: Tenant) -> dict[str, int]:
 
 class Statements:
     """The SQL the database connections are sent, in order (traced on the DBAPI connection:
-    the one-item path runs its statements there, past SQLAlchemy's events)."""
+    the one-item path runs its statements there, past SQLAlchemy's events; on PostgreSQL
+    mostly on the process's own connection, past psycopg's cursor too, so there as
+    _OwnConnection.run is called)."""
 
     def __init__(self) -> None:
         self.sent: list[str] = []
@@ -96,12 +98,23 @@ _TABLES = {"subscriptions", "mailboxes", "inbound_notifications", "metric_counte
 
 
 @pytest.fixture
-def statements(container: bootstrap.Container) -> Iterator[Statements]:
+def statements(
+    container: bootstrap.Container, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Statements]:
     seen = Statements()
     traced: list[Any] = []
 
     def record(sql: str) -> None:
         seen.sent.append(sql.strip())
+
+    run_on_own = notifications._OwnConnection.run
+
+    def traced_run(own: Any, statement: Any, params: Any) -> Any:
+        record(statement.sql)
+        seen.autocommit.append(own._proxy.driver_connection.autocommit)
+        return run_on_own(own, statement, params)
+
+    monkeypatch.setattr(notifications._OwnConnection, "run", traced_run)
 
     class TracedCursor(psycopg.Cursor):  # type: ignore[type-arg]
         def execute(self, query: Any, params: Any = None, **options: Any) -> Any:
@@ -521,3 +534,168 @@ def test_a_statement_with_an_expanding_parameter_is_not_run_on_the_cursor() -> N
     expanding = select(Mailbox.id).where(Mailbox.id.in_(bindparam("ids", expanding=True)))
     with pytest.raises(ValueError, match="expanding"):
         notifications._OnCursor(expanding, sqlite_dialect.dialect())
+
+
+# ------------------------------------------------------------------ PostgreSQL's own connection
+
+
+@pytest.fixture
+def own_connection(container: bootstrap.Container) -> Any:
+    """The process's own connection to the container's PostgreSQL (skips on SQLite): a
+    function giving its server process's pid, or None while it has none."""
+    engine = container.engine
+    if engine.dialect.name != "postgresql":
+        pytest.skip("PostgreSQL's own connection")
+
+    def backend_pid() -> int | None:
+        state = notifications._PROCESS.get(engine)
+        own = state.own if state is not None else None
+        return None if own is None or own.lost else own._pgconn.backend_pid
+
+    return backend_pid
+
+
+def _server_processes(container: bootstrap.Container) -> set[int]:
+    with container.engine.connect() as connection:
+        return set(connection.exec_driver_sql("SELECT pid FROM pg_stat_activity").scalars())
+
+
+@pytest.fixture
+def pool_checkouts(container: bootstrap.Container) -> Iterator[list[object]]:
+    """The DBAPI connections taken from the container's write pool, as they are taken."""
+    seen: list[object] = []
+
+    def checked_out(dbapi_connection: Any, *_: Any) -> None:
+        seen.append(dbapi_connection)
+
+    event.listen(container.engine, "checkout", checked_out)
+    try:
+        yield seen
+    finally:
+        event.remove(container.engine, "checkout", checked_out)
+
+
+def test_on_postgres_a_one_item_batch_is_written_on_the_process_own_connection(
+    uow_factory: UnitOfWorkFactory,
+    mailboxes: dict[str, int],
+    own_connection: Any,
+    pool_checkouts: list[object],
+) -> None:
+    assert record(uow_factory, change("e1")).mailboxes_to_sync == [mailboxes["a"]]
+    first = own_connection()
+    assert first is not None
+    pool_checkouts.clear()
+    assert record(uow_factory, change("e2")).accepted == 1  # subscription cached: no read
+    assert pool_checkouts == []  # nothing taken from the pool, nothing given back
+    assert own_connection() == first
+    assert stored(uow_factory) == ["e1", "e2"]
+
+
+def test_a_lost_own_connection_loses_no_notification(
+    uow_factory: UnitOfWorkFactory,
+    mailboxes: dict[str, int],
+    container: bootstrap.Container,
+    own_connection: Any,
+) -> None:
+    record(uow_factory, change("e1"))
+    lost = own_connection()
+    with container.engine.connect() as other:  # a restart, a failover, an idle timeout
+        other.exec_driver_sql(f"SELECT pg_terminate_backend({lost}, 5000)")
+    second = record(uow_factory, change("e2"))  # written through the pool
+    assert (second.accepted, second.duplicates) == (1, 0)
+    assert stored(uow_factory) == ["e1", "e2"]
+    record(uow_factory, change("e3"))
+    assert own_connection() not in (None, lost)  # a new one from the next write on
+    assert lost not in _server_processes(container)
+    assert stored(uow_factory) == ["e1", "e2", "e3"]
+
+
+def test_a_write_whose_connection_broke_after_it_is_not_written_again(
+    uow_factory: UnitOfWorkFactory,
+    mailboxes: dict[str, int],
+    container: bootstrap.Container,
+    own_connection: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    run = notifications._OwnConnection.run
+    calls: list[str] = []
+
+    def breaks_after_the_first(own: Any, statement: Any, params: Any) -> Any:
+        calls.append(statement.sql.split()[0])
+        if len(calls) > 1:  # last_notification_at of the subscription, due the first time
+            own.close()
+            raise notifications._ConnectionLost("server closed the connection unexpectedly")
+        return run(own, statement, params)
+
+    monkeypatch.setattr(notifications._OwnConnection, "run", breaks_after_the_first)
+    result = record(uow_factory, change("e1"))
+    assert calls == ["WITH", "UPDATE"]
+    # The row, the flag and the counter were written once: the flag's enqueue is not lost to
+    # a second run that would find the row a duplicate and the mailbox flagged.
+    assert (result.accepted, result.duplicates) == (1, 0)
+    assert result.mailboxes_to_sync == [mailboxes["a"]]
+    with uow_factory() as uow:
+        assert metrics.snapshot_counters(uow)["mtc_notifications_received_total"] == 1
+        touched = uow.session.scalar(
+            select(Subscription.last_notification_at).where(Subscription.external_id == "sub-a")
+        )
+    assert touched == NOW  # the rest went through the pool
+
+
+def test_while_another_thread_has_the_own_connection_a_write_takes_one_from_the_pool(
+    uow_factory: UnitOfWorkFactory,
+    mailboxes: dict[str, int],
+    container: bootstrap.Container,
+    own_connection: Any,
+    pool_checkouts: list[object],
+) -> None:
+    record(uow_factory, change("e1"))
+    own = notifications._PROCESS[container.engine].own
+    assert own is not None
+    pool_checkouts.clear()
+    with own.lock:  # another thread is writing on it
+        assert record(uow_factory, change("e2")).accepted == 1
+    assert len(pool_checkouts) == 1
+    assert stored(uow_factory) == ["e1", "e2"]
+
+
+def test_disposing_the_engine_closes_the_own_connection(
+    uow_factory: UnitOfWorkFactory,
+    mailboxes: dict[str, int],
+    container: bootstrap.Container,
+    own_connection: Any,
+) -> None:
+    record(uow_factory, change("e1"))
+    closed = own_connection()
+    container.engine.dispose()  # the app stops; a test database is about to be dropped
+    assert own_connection() is None
+    assert closed not in _server_processes(container)
+    record(uow_factory, change("e2"))
+    assert own_connection() not in (None, closed)
+
+
+@pytest.mark.parametrize("child_disposes", [True, False], ids=["disposed", "not-disposed"])
+def test_a_forked_child_never_uses_nor_closes_its_parent_own_connection(
+    uow_factory: UnitOfWorkFactory,
+    mailboxes: dict[str, int],
+    container: bootstrap.Container,
+    own_connection: Any,
+    child_disposes: bool,
+) -> None:
+    record(uow_factory, change("e1"))
+    parents = own_connection()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child reports through its exit status
+        status = 1
+        try:
+            if child_disposes:  # SQLAlchemy's advice after a fork
+                container.engine.dispose(close=False)
+            record(uow_factory, change("e2"))
+            status = 0 if own_connection() not in (None, parents) else 2
+        finally:
+            os._exit(status)
+    _, status = os.waitpid(child, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    record(uow_factory, change("e3"))
+    assert own_connection() == parents  # untouched by the child: same session, still open
+    assert stored(uow_factory) == ["e1", "e2", "e3"]
